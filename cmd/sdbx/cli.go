@@ -1,0 +1,4 @@
+package main
+
+// cliMain is a placeholder until the CLI lands.
+func cliMain(verb string, args []string) (int, bool) { return 0, false }

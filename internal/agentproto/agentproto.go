@@ -1,0 +1,75 @@
+// Package agentproto is the wire protocol between the sdbx server and the
+// agent that runs as PID 1 inside every sandbox.
+//
+// The protocol is one request per connection, over any stream transport (a
+// unix socket for the linux runtime, TCP for pod-based runtimes):
+//
+//  1. The client opens a connection and writes one Request as a JSON line.
+//  2. The agent answers with Event JSON lines until a final event (Exit,
+//     Pong or Error), then closes the connection.
+//  3. Closing the connection early cancels the request: a running command's
+//     process group is killed.
+//
+// Because each request owns its connection, streams need no multiplexing
+// and cancellation needs no extra message.
+package agentproto
+
+// Ops a Request can name.
+const (
+	OpPing = "ping"
+	OpExec = "exec"
+)
+
+// Request is the single JSON line a client sends on a new connection.
+type Request struct {
+	Op   string       `json:"op"`
+	Exec *ExecRequest `json:"exec,omitempty"`
+}
+
+// ExecRequest starts a process in the sandbox.
+type ExecRequest struct {
+	// Args is the argv; Args[0] is looked up in PATH of Env when it has no
+	// slash.
+	Args []string `json:"args"`
+	// Env is the complete environment of the process (the server has
+	// already merged template, sandbox and per-command variables).
+	Env map[string]string `json:"env,omitempty"`
+	// Cwd is the working directory; empty means /workspace.
+	Cwd string `json:"cwd,omitempty"`
+	// TimeoutMs kills the process group after this many milliseconds;
+	// 0 means no timeout.
+	TimeoutMs int64 `json:"timeoutMs,omitempty"`
+}
+
+// Event types sent by the agent.
+const (
+	EventStarted = "started" // process spawned; Pid set
+	EventStdout  = "stdout"  // one line of standard output in Data
+	EventStderr  = "stderr"  // one line of standard error in Data
+	EventExit    = "exit"    // final: ExitCode set, TimedOut when killed by the timeout
+	EventPong    = "pong"    // final answer to OpPing; Version set
+	EventError   = "error"   // final: Code is an errdefs wire code, Message says why
+)
+
+// Event is one JSON line sent by the agent.
+type Event struct {
+	Type string `json:"t"`
+	// Data is a line of output without its trailing newline. Lines longer
+	// than MaxLine bytes are split.
+	Data string `json:"d,omitempty"`
+	// TS is when the agent read the line, in Unix milliseconds.
+	TS       int64  `json:"ts,omitempty"`
+	Pid      int    `json:"pid,omitempty"`
+	ExitCode int    `json:"code,omitempty"`
+	TimedOut bool   `json:"timedOut,omitempty"`
+	Version  string `json:"version,omitempty"`
+	// ErrCode and Message describe an EventError.
+	ErrCode string `json:"err,omitempty"`
+	Message string `json:"msg,omitempty"`
+}
+
+// MaxLine is the longest output line the agent sends in one event.
+const MaxLine = 64 * 1024
+
+// MaxRequest is the largest request line the agent accepts.
+const MaxRequest = 1 << 20
