@@ -6,7 +6,17 @@ package sandbox
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
 
+	"github.com/sdbx/sdbx/internal/agentclient"
+	"github.com/sdbx/sdbx/internal/errdefs"
+	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/template"
 )
 
@@ -18,39 +28,326 @@ type TemplatePage struct {
 	PageSize  int                 `json:"pageSize"`
 }
 
+// Templates is the catalog the service resolves template ids with.
+type Templates interface {
+	List() []template.Template
+	// Get returns errdefs.ErrNotFound for an unknown id.
+	Get(id string) (template.Template, error)
+}
+
+// Config holds the service's policy knobs.
+type Config struct {
+	// DefaultExpiry applies when a create request gives none; 0 = never.
+	DefaultExpiry time.Duration
+	// ExpiryInterval is how often expired sandboxes are looked for.
+	ExpiryInterval time.Duration
+	// Resources are the limits given to every sandbox.
+	Resources runtime.Resources
+}
+
 // Service is the sandbox domain service. All methods take the caller's
 // tenant; a sandbox of another tenant is reported as not found.
-type Service struct{}
+type Service struct {
+	cfg       Config
+	store     Store
+	driver    runtime.Driver
+	templates Templates
+	log       *slog.Logger
+
+	mu   sync.Mutex
+	live map[string]*liveSandbox // by id, sandboxes with work in flight
+}
+
+// liveSandbox tracks in-memory state of a sandbox: commands in flight and a
+// context cancelled when the sandbox is deleted.
+type liveSandbox struct {
+	active int
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New returns a Service. Call Recover once, then Run for expiry.
+func New(cfg Config, store Store, driver runtime.Driver, templates Templates, log *slog.Logger) *Service {
+	if cfg.ExpiryInterval <= 0 {
+		cfg.ExpiryInterval = time.Second
+	}
+	return &Service{
+		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
+		live: map[string]*liveSandbox{},
+	}
+}
 
 // Create validates opts, records the sandbox and starts it. It returns the
 // sandbox in status ready, or an error and no sandbox.
 func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions) (Sandbox, error) {
-	panic("TODO")
+	if err := validateCreate(opts); err != nil {
+		return Sandbox{}, err
+	}
+	tmpl, err := s.templates.Get(opts.TemplateID)
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("templateId: %w", err)
+	}
+	if tmpl.Status != "ready" {
+		return Sandbox{}, fmt.Errorf("template %q is %s on this server: %w", tmpl.ID, tmpl.Status, errdefs.ErrConflict)
+	}
+	id, err := newID()
+	if err != nil {
+		return Sandbox{}, err
+	}
+	now := time.Now().UTC()
+	sb := Sandbox{
+		ID: id, Name: opts.Name, TemplateID: tmpl.ID, Status: StatusCreating,
+		EnvVars: copyEnv(opts.Env), CreatedAt: now, UpdatedAt: now, Tenant: tenant,
+	}
+	if sb.Name == "" {
+		sb.Name = id
+	}
+	expiry := opts.Expiry
+	if expiry == 0 {
+		expiry = s.cfg.DefaultExpiry
+	}
+	if expiry > 0 {
+		t := now.Add(expiry)
+		sb.ExpiresAt = &t
+	}
+	if err := s.store.CreateSandbox(ctx, sb); err != nil {
+		return Sandbox{}, err
+	}
+	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: s.cfg.Resources}
+	if err := s.driver.Create(ctx, spec); err != nil {
+		s.log.Error("create sandbox", "sandbox_id", id, "err", err)
+		s.forget(context.WithoutCancel(ctx), id)
+		if errdefs.Code(err) == "internal" {
+			return Sandbox{}, fmt.Errorf("start sandbox: %w", errdefs.ErrUnavailable)
+		}
+		return Sandbox{}, fmt.Errorf("start sandbox: %w", err)
+	}
+	sb.Status, sb.UpdatedAt = StatusReady, time.Now().UTC()
+	if err := s.store.UpdateSandbox(context.WithoutCancel(ctx), sb); err != nil {
+		s.forget(context.WithoutCancel(ctx), id)
+		return Sandbox{}, err
+	}
+	return sb, nil
 }
 
-// Get returns one sandbox.
-func (s *Service) Get(ctx context.Context, tenant, id string) (Sandbox, error) { panic("TODO") }
+// forget removes every trace of a sandbox whose creation failed.
+func (s *Service) forget(ctx context.Context, id string) {
+	if err := s.driver.Delete(ctx, id); err != nil {
+		s.log.Error("clean up failed sandbox", "sandbox_id", id, "err", err)
+	}
+	if err := s.store.DeleteSandbox(ctx, id); err != nil {
+		s.log.Error("forget failed sandbox", "sandbox_id", id, "err", err)
+	}
+}
 
-// List returns the tenant's live sandboxes, newest first.
-func (s *Service) List(ctx context.Context, tenant string) ([]Sandbox, error) { panic("TODO") }
+// Get returns one sandbox. A deleted or expired sandbox is reported with
+// status terminated for a while (then not found).
+func (s *Service) Get(ctx context.Context, tenant, id string) (Sandbox, error) {
+	sb, err := s.store.GetSandbox(ctx, id)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if sb.Tenant != tenant {
+		return Sandbox{}, fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	return s.withLiveStatus(sb), nil
+}
 
-// Delete terminates a sandbox and frees everything it used.
-func (s *Service) Delete(ctx context.Context, tenant, id string) error { panic("TODO") }
+// List returns the tenant's sandboxes that are not terminated, newest first.
+func (s *Service) List(ctx context.Context, tenant string) ([]Sandbox, error) {
+	list, err := s.store.ListSandboxes(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		list[i] = s.withLiveStatus(list[i])
+	}
+	return list, nil
+}
 
-// RunCommand runs a command in a sandbox, calling onOutput for each line as
-// it is produced (from one goroutine, in order), and returns the result once
-// the command has exited. A command killed by its timeout returns an error
-// wrapping errdefs.ErrTimeout. Cancelling ctx kills the command.
-func (s *Service) RunCommand(ctx context.Context, tenant, id string, req CommandRequest, onOutput func(Output)) (CommandResult, error) {
-	panic("TODO")
+// withLiveStatus reports "running" for a ready sandbox with a command in
+// flight.
+func (s *Service) withLiveStatus(sb Sandbox) Sandbox {
+	if sb.Status != StatusReady {
+		return sb
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.live[sb.ID]; l != nil && l.active > 0 {
+		sb.Status = StatusRunning
+	}
+	return sb
+}
+
+// Delete terminates a sandbox and frees everything it used. Commands in
+// flight end with a conflict error.
+func (s *Service) Delete(ctx context.Context, tenant, id string) error {
+	sb, err := s.Get(ctx, tenant, id)
+	if err != nil {
+		return err
+	}
+	if sb.Status == StatusTerminated {
+		return fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	return s.terminate(ctx, sb, "")
+}
+
+// terminate stops and removes a sandbox and marks its record terminated.
+func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) error {
+	ctx = context.WithoutCancel(ctx)
+	s.mu.Lock()
+	if l := s.live[sb.ID]; l != nil {
+		l.cancel()
+	}
+	s.mu.Unlock()
+	if err := s.driver.Delete(ctx, sb.ID); err != nil {
+		s.log.Error("delete sandbox", "sandbox_id", sb.ID, "err", err)
+		return fmt.Errorf("delete sandbox %s: %w", sb.ID, errdefs.ErrUnavailable)
+	}
+	sb.Status, sb.Error, sb.UpdatedAt = StatusTerminated, reason, time.Now().UTC()
+	if err := s.store.UpdateSandbox(ctx, sb); err != nil {
+		return err
+	}
+	s.log.Info("sandbox terminated", "sandbox_id", sb.ID, "reason", reason)
+	return nil
 }
 
 // Templates returns one page of the catalog; page starts at 1.
 func (s *Service) Templates(ctx context.Context, tenant string, page, pageSize int) (TemplatePage, error) {
-	panic("TODO")
+	if page == 0 {
+		page = 1
+	}
+	if pageSize == 0 {
+		pageSize = 10
+	}
+	if page < 1 {
+		return TemplatePage{}, fmt.Errorf("page must be at least 1, got %d: %w", page, errdefs.ErrInvalidArgument)
+	}
+	if pageSize < 1 || pageSize > 100 {
+		return TemplatePage{}, fmt.Errorf("pageSize must be between 1 and 100, got %d: %w", pageSize, errdefs.ErrInvalidArgument)
+	}
+	all := s.templates.List()
+	start := min((page-1)*pageSize, len(all))
+	end := min(start+pageSize, len(all))
+	return TemplatePage{Templates: all[start:end], Total: len(all), Page: page, PageSize: pageSize}, nil
 }
 
 // Template returns one template.
 func (s *Service) Template(ctx context.Context, tenant, id string) (template.Template, error) {
-	panic("TODO")
+	if id == "" {
+		return template.Template{}, fmt.Errorf("templateId is required: %w", errdefs.ErrInvalidArgument)
+	}
+	return s.templates.Get(id)
+}
+
+// Run terminates expired sandboxes until ctx is cancelled.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(s.cfg.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			s.expire(ctx)
+		}
+	}
+}
+
+func (s *Service) expire(ctx context.Context) {
+	now := time.Now().UTC()
+	expired, err := s.store.ListExpired(ctx, now)
+	if err != nil {
+		s.log.Error("list expired sandboxes", "err", err)
+		return
+	}
+	for _, sb := range expired {
+		if err := s.terminate(ctx, sb, "expired"); err != nil {
+			s.log.Error("expire sandbox", "sandbox_id", sb.ID, "err", err)
+		}
+	}
+	if err := s.store.PruneTerminated(ctx, now.Add(-24*time.Hour)); err != nil {
+		s.log.Error("prune sandboxes", "err", err)
+	}
+}
+
+// Recover reconciles the store with what the driver has after a restart:
+// running sandboxes are adopted as they are, sandboxes whose processes died
+// are marked stopped with their files kept, half-created ones are removed,
+// and driver state nobody knows about is swept.
+//
+// Call it once at start, before serving requests.
+func (s *Service) Recover(ctx context.Context) error {
+	known := map[string]bool{}
+	list, err := s.store.ListSandboxes(ctx, "")
+	if err != nil {
+		return err
+	}
+	for _, sb := range list {
+		known[sb.ID] = true
+		if sb.Status == StatusCreating {
+			s.log.Warn("removing sandbox left half-created", "sandbox_id", sb.ID)
+			s.forget(ctx, sb.ID)
+			continue
+		}
+		if sb.Status != StatusReady && sb.Status != StatusRunning {
+			continue
+		}
+		state, err := s.driver.Status(ctx, sb.ID)
+		if err == nil && state == runtime.StateRunning {
+			if _, err := agentclient.New(s.dialer(sb.ID)).Ping(ctx); err == nil {
+				s.log.Info("adopted running sandbox", "sandbox_id", sb.ID)
+				continue
+			}
+		}
+		if err == nil {
+			err = s.driver.Stop(ctx, sb.ID)
+		}
+		sb.Status, sb.Error, sb.UpdatedAt = StatusStopped, "the server restarted and the sandbox's processes were gone", time.Now().UTC()
+		if errors.Is(err, errdefs.ErrNotFound) {
+			sb.Status, sb.Error = StatusError, "the sandbox's files were gone after a server restart"
+		}
+		if err := s.store.UpdateSandbox(ctx, sb); err != nil {
+			return err
+		}
+		s.log.Warn("sandbox not running after restart", "sandbox_id", sb.ID, "status", sb.Status)
+	}
+	ids, err := s.driver.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !known[id] {
+			s.log.Warn("sweeping unknown sandbox state", "sandbox_id", id)
+			if err := s.driver.Delete(ctx, id); err != nil {
+				s.log.Error("sweep sandbox", "sandbox_id", id, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) dialer(id string) agentclient.Dialer {
+	return func(ctx context.Context) (net.Conn, error) { return s.driver.Dial(ctx, id) }
+}
+
+// newID returns "sb-" and 12 random characters of [a-z0-9].
+func newID() (string, error) {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate sandbox id: %w", err)
+	}
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return "sb-" + string(b[:]), nil
+}
+
+func copyEnv(env map[string]string) map[string]string {
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
 }

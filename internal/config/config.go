@@ -1,0 +1,207 @@
+// Package config is the typed configuration of `sdbx serve`: embedded
+// defaults, overridden by a JSON config file, then by SDBX_* environment
+// variables, then by flags. It is the only package that reads the
+// environment.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Server is the configuration of `sdbx serve`.
+type Server struct {
+	// Addr is the listen address (default ":3000").
+	Addr string `json:"addr"`
+	// DataDir holds the SQLite database and sandbox state.
+	DataDir string `json:"dataDir"`
+	// APIKey, when set, is the admin API key (else one is generated on
+	// first start and shown once). Only its hash is stored.
+	APIKey string `json:"apiKey"`
+	// DefaultExpiry is the lifetime of sandboxes created without
+	// expiryTime; 0 means they never expire.
+	DefaultExpiry time.Duration `json:"defaultExpiry"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `json:"logLevel"`
+	// CPU, MemoryMB and PIDs limit every sandbox.
+	CPU      float64 `json:"cpu"`
+	MemoryMB int64   `json:"memoryMb"`
+	PIDs     int64   `json:"pids"`
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
+}
+
+// Defaults returns the embedded defaults.
+func Defaults() Server {
+	return Server{
+		Addr:            ":3000",
+		DataDir:         "/var/lib/sdbx",
+		LogLevel:        "info",
+		CPU:             1,
+		MemoryMB:        1024,
+		PIDs:            512,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// env names the environment variable of each setting.
+var env = map[string]string{
+	"addr": "SDBX_ADDR", "data-dir": "SDBX_DATA_DIR", "api-key": "SDBX_API_KEY",
+	"default-expiry": "SDBX_DEFAULT_EXPIRY", "log-level": "SDBX_LOG_LEVEL",
+	"cpu": "SDBX_CPU", "memory-mb": "SDBX_MEMORY_MB", "pids": "SDBX_PIDS",
+	"shutdown-timeout": "SDBX_SHUTDOWN_TIMEOUT",
+}
+
+// Load builds the configuration from args (flags), the environment and the
+// config file named by --config / SDBX_CONFIG, and validates it.
+func Load(args []string, stderr io.Writer) (Server, error) {
+	cfg := Defaults()
+	fs := flag.NewFlagSet("sdbx serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", os.Getenv("SDBX_CONFIG"), "JSON config file (env SDBX_CONFIG)")
+	var f Server
+	fs.StringVar(&f.Addr, "addr", "", "listen address (env SDBX_ADDR, default :3000)")
+	fs.StringVar(&f.DataDir, "data-dir", "", "state directory (env SDBX_DATA_DIR, default /var/lib/sdbx)")
+	fs.StringVar(&f.APIKey, "api-key", "", "admin API key (env SDBX_API_KEY; prefer the environment)")
+	fs.DurationVar(&f.DefaultExpiry, "default-expiry", 0, "lifetime of sandboxes created without expiryTime, 0 = never (env SDBX_DEFAULT_EXPIRY)")
+	fs.StringVar(&f.LogLevel, "log-level", "", "debug|info|warn|error (env SDBX_LOG_LEVEL)")
+	fs.Float64Var(&f.CPU, "cpu", 0, "CPUs per sandbox (env SDBX_CPU, default 1)")
+	fs.Int64Var(&f.MemoryMB, "memory-mb", 0, "memory per sandbox in MiB (env SDBX_MEMORY_MB, default 1024)")
+	fs.Int64Var(&f.PIDs, "pids", 0, "processes per sandbox (env SDBX_PIDS, default 512)")
+	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 0, "bound on graceful shutdown (env SDBX_SHUTDOWN_TIMEOUT, default 10s)")
+	if err := fs.Parse(args); err != nil {
+		return Server{}, err
+	}
+	if fs.NArg() > 0 {
+		return Server{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *configPath != "" {
+		if err := loadFile(*configPath, &cfg); err != nil {
+			return Server{}, err
+		}
+	}
+	if err := applyEnv(&cfg); err != nil {
+		return Server{}, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	override := func(name string, apply func()) {
+		if set[name] {
+			apply()
+		}
+	}
+	override("addr", func() { cfg.Addr = f.Addr })
+	override("data-dir", func() { cfg.DataDir = f.DataDir })
+	override("api-key", func() { cfg.APIKey = f.APIKey })
+	override("default-expiry", func() { cfg.DefaultExpiry = f.DefaultExpiry })
+	override("log-level", func() { cfg.LogLevel = f.LogLevel })
+	override("cpu", func() { cfg.CPU = f.CPU })
+	override("memory-mb", func() { cfg.MemoryMB = f.MemoryMB })
+	override("pids", func() { cfg.PIDs = f.PIDs })
+	override("shutdown-timeout", func() { cfg.ShutdownTimeout = f.ShutdownTimeout })
+	if err := cfg.Validate(); err != nil {
+		return Server{}, err
+	}
+	return cfg, nil
+}
+
+func loadFile(path string, cfg *Server) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var raw struct {
+		Server
+		DefaultExpiry   string `json:"defaultExpiry"`
+		ShutdownTimeout string `json:"shutdownTimeout"`
+	}
+	raw.Server = *cfg
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	*cfg = raw.Server
+	for name, s := range map[string]string{"defaultExpiry": raw.DefaultExpiry, "shutdownTimeout": raw.ShutdownTimeout} {
+		if s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("config file %s: %s: %w", path, name, err)
+		}
+		if name == "defaultExpiry" {
+			cfg.DefaultExpiry = d
+		} else {
+			cfg.ShutdownTimeout = d
+		}
+	}
+	return nil
+}
+
+func applyEnv(cfg *Server) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(env[name]); ok && v != "" {
+			*dst = v
+		}
+	}
+	parse := func(name string, apply func(string) error) {
+		if v, ok := os.LookupEnv(env[name]); ok && v != "" {
+			if err := apply(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env[name], v, err))
+			}
+		}
+	}
+	str("addr", &cfg.Addr)
+	str("data-dir", &cfg.DataDir)
+	str("api-key", &cfg.APIKey)
+	str("log-level", &cfg.LogLevel)
+	parse("default-expiry", func(v string) (err error) { cfg.DefaultExpiry, err = time.ParseDuration(v); return })
+	parse("shutdown-timeout", func(v string) (err error) { cfg.ShutdownTimeout, err = time.ParseDuration(v); return })
+	parse("cpu", func(v string) (err error) { cfg.CPU, err = strconv.ParseFloat(v, 64); return })
+	parse("memory-mb", func(v string) (err error) { cfg.MemoryMB, err = strconv.ParseInt(v, 10, 64); return })
+	parse("pids", func(v string) (err error) { cfg.PIDs, err = strconv.ParseInt(v, 10, 64); return })
+	return errors.Join(errs...)
+}
+
+// Validate reports every invalid setting, naming each.
+func (c Server) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: want host:port or :port", c.Addr))
+	}
+	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
+		errs = append(errs, fmt.Errorf("data-dir %q: must be an absolute path", c.DataDir))
+	}
+	if c.DefaultExpiry < 0 {
+		errs = append(errs, fmt.Errorf("default-expiry %s: must not be negative", c.DefaultExpiry))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.CPU <= 0 || c.CPU > 1024 {
+		errs = append(errs, fmt.Errorf("cpu %g: must be in (0, 1024]", c.CPU))
+	}
+	if c.MemoryMB < 16 {
+		errs = append(errs, fmt.Errorf("memory-mb %d: must be at least 16", c.MemoryMB))
+	}
+	if c.PIDs < 8 {
+		errs = append(errs, fmt.Errorf("pids %d: must be at least 8", c.PIDs))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown-timeout %s: must be positive", c.ShutdownTimeout))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,79 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPrecedenceFlagsOverEnvOverFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sdbx.json")
+	if err := os.WriteFile(file, []byte(`{"addr":"127.0.0.1:1000","dataDir":"/srv/file","logLevel":"warn","defaultExpiry":"2h","pids":100}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SDBX_CONFIG", file)
+	t.Setenv("SDBX_DATA_DIR", "/srv/env")
+	t.Setenv("SDBX_PIDS", "200")
+	cfg, err := Load([]string{"--pids", "300"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:1000" || cfg.LogLevel != "warn" || cfg.DefaultExpiry != 2*time.Hour {
+		t.Errorf("file values not applied: %+v", cfg)
+	}
+	if cfg.DataDir != "/srv/env" {
+		t.Errorf("DataDir = %q, want env value /srv/env", cfg.DataDir)
+	}
+	if cfg.PIDs != 300 {
+		t.Errorf("PIDs = %d, want flag value 300", cfg.PIDs)
+	}
+	if cfg.MemoryMB != 1024 {
+		t.Errorf("MemoryMB = %d, want default 1024", cfg.MemoryMB)
+	}
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	cfg, err := Load(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":3000" || cfg.DataDir != "/var/lib/sdbx" {
+		t.Fatalf("defaults = %+v", cfg)
+	}
+}
+
+func TestInvalidSettingsAreNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"bad addr", []string{"--addr", "nonsense"}, nil, "addr"},
+		{"relative data dir", []string{"--data-dir", "rel/dir"}, nil, "data-dir"},
+		{"bad level", []string{"--log-level", "loud"}, nil, "log-level"},
+		{"negative expiry", []string{"--default-expiry", "-1s"}, nil, "default-expiry"},
+		{"bad env number", nil, map[string]string{"SDBX_MEMORY_MB": "lots"}, "SDBX_MEMORY_MB"},
+		{"tiny memory", []string{"--memory-mb", "1"}, nil, "memory-mb"},
+		{"extra argument", []string{"extra"}, nil, "unexpected argument"},
+		{"unknown file field", nil, map[string]string{"SDBX_CONFIG": "unknown"}, "unknown field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				if k == "SDBX_CONFIG" {
+					f := filepath.Join(t.TempDir(), "c.json")
+					os.WriteFile(f, []byte(`{"bogus":1}`), 0o600)
+					v = f
+				}
+				t.Setenv(k, v)
+			}
+			_, err := Load(tc.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Load(%v) error = %v, want mention of %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,152 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sdbx/sdbx/internal/agentclient"
+	"github.com/sdbx/sdbx/internal/agentproto"
+	"github.com/sdbx/sdbx/internal/errdefs"
+)
+
+// baseEnv is every command's starting environment, below the template's.
+var baseEnv = map[string]string{
+	"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME": "/root",
+	"USER": "root",
+	"LANG": "C.UTF-8",
+	"TERM": "xterm-256color",
+}
+
+// RunCommand runs a command in a sandbox, calling onOutput for each line as
+// it is produced (from one goroutine, in order), and returns the result once
+// the command has exited. A command killed by its timeout returns an error
+// wrapping errdefs.ErrTimeout. Cancelling ctx kills the command.
+func (s *Service) RunCommand(ctx context.Context, tenant, id string, req CommandRequest, onOutput func(Output)) (CommandResult, error) {
+	if err := validateCommand(req); err != nil {
+		return CommandResult{}, err
+	}
+	sb, err := s.Get(ctx, tenant, id)
+	if err != nil {
+		return CommandResult{}, err
+	}
+	if sb.Status != StatusReady && sb.Status != StatusRunning {
+		return CommandResult{}, fmt.Errorf("sandbox %s is %s: %w", id, sb.Status, errdefs.ErrConflict)
+	}
+	tmpl, err := s.templates.Get(sb.TemplateID)
+	if err != nil {
+		return CommandResult{}, err
+	}
+	env := copyEnv(baseEnv)
+	env["HOSTNAME"] = sb.ID
+	for _, layer := range []map[string]string{tmpl.DefaultEnv, sb.EnvVars, req.Env} {
+		for k, v := range layer {
+			env[k] = v
+		}
+	}
+	args := req.Args
+	if req.Command != "" {
+		args = []string{"/bin/bash", "-c", req.Command}
+	}
+	cwd := req.Cwd
+	if cwd == "" {
+		cwd = tmpl.DefaultCwd
+	}
+	timeout := req.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+
+	ctx, done := s.track(ctx, id)
+	defer done()
+	// The agent enforces the timeout (killing the process group); the
+	// context deadline is a backstop in case the agent cannot answer.
+	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+
+	res := CommandResult{Stdout: []string{}, Stderr: []string{}}
+	var kept int
+	start := time.Now()
+	exit, err := agentclient.New(s.dialer(id)).Exec(ctx,
+		agentproto.ExecRequest{Args: args, Env: env, Cwd: cwd, TimeoutMs: timeout.Milliseconds()},
+		func(ev agentproto.Event) {
+			var lines *[]string
+			switch ev.Type {
+			case agentproto.EventStdout:
+				lines = &res.Stdout
+			case agentproto.EventStderr:
+				lines = &res.Stderr
+			default:
+				return
+			}
+			if len(*lines) < maxResultLines && kept+len(ev.Data) <= maxResultBytes {
+				*lines = append(*lines, ev.Data)
+				kept += len(ev.Data)
+			} else {
+				res.Truncated = true
+			}
+			if onOutput != nil {
+				onOutput(Output{Stream: ev.Type, Line: ev.Data, Timestamp: time.UnixMilli(ev.TS).UTC()})
+			}
+		})
+	res.DurationMs = time.Since(start).Milliseconds()
+	if err != nil {
+		return CommandResult{}, s.commandError(ctx, id, err)
+	}
+	if exit.TimedOut {
+		return CommandResult{}, fmt.Errorf("command timed out after %d ms and was killed: %w", timeout.Milliseconds(), errdefs.ErrTimeout)
+	}
+	res.ExitCode = exit.ExitCode
+	return res, nil
+}
+
+// commandError explains why a command ended without an exit status.
+func (s *Service) commandError(ctx context.Context, id string, err error) error {
+	if ctx.Err() != nil {
+		if s.deleted(id) {
+			return fmt.Errorf("sandbox %s was deleted while the command ran: %w", id, errdefs.ErrConflict)
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("command: no answer from the sandbox before the deadline: %w", errdefs.ErrTimeout)
+		}
+	}
+	return err
+}
+
+// track counts a command in flight and returns a context that is also
+// cancelled when the sandbox is deleted.
+func (s *Service) track(ctx context.Context, id string) (context.Context, func()) {
+	s.mu.Lock()
+	l := s.live[id]
+	if l == nil {
+		lctx, cancel := context.WithCancel(context.Background())
+		l = &liveSandbox{ctx: lctx, cancel: cancel}
+		s.live[id] = l
+	}
+	l.active++
+	s.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(l.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if l.active--; l.active == 0 && s.live[id] == l {
+			l.cancel()
+			delete(s.live, id)
+		}
+	}
+}
+
+// deleted reports whether the sandbox's live context was cancelled by a
+// delete.
+func (s *Service) deleted(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.live[id]
+	return l != nil && l.ctx.Err() != nil
+}

@@ -1,0 +1,61 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sdbx/sdbx/internal/auth"
+	"github.com/sdbx/sdbx/internal/errdefs"
+)
+
+var _ auth.KeyStore = (*Store)(nil)
+
+const keyColumns = "id, name, hash, tenant, admin, created_at"
+
+// KeyByHash implements auth.KeyStore.
+func (s *Store) KeyByHash(ctx context.Context, hash string) (auth.Key, error) {
+	row := s.db.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE hash = ? AND revoked_at IS NULL", hash)
+	k, err := scanKey(row)
+	if err != nil {
+		return auth.Key{}, notFound("key", "with that hash", err)
+	}
+	return k, nil
+}
+
+// KeyByID implements auth.KeyStore.
+func (s *Store) KeyByID(ctx context.Context, id string) (auth.Key, error) {
+	row := s.db.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE id = ? AND revoked_at IS NULL", id)
+	k, err := scanKey(row)
+	if err != nil {
+		return auth.Key{}, notFound("key", id, err)
+	}
+	return k, nil
+}
+
+// PutKey implements auth.KeyStore.
+func (s *Store) PutKey(ctx context.Context, k auth.Key) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO api_keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?)
+		 ON CONFLICT(id) DO UPDATE SET name = excluded.name, hash = excluded.hash,
+		   tenant = excluded.tenant, admin = excluded.admin, revoked_at = NULL`,
+		k.ID, k.Name, k.Hash, k.Tenant, k.Admin, toMillis(k.CreatedAt))
+	if isUnique(err) {
+		return fmt.Errorf("key %s: name or secret already in use: %w", k.Name, errdefs.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("store key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+func scanKey(r scanner) (auth.Key, error) {
+	var (
+		k       auth.Key
+		created int64
+	)
+	if err := r.Scan(&k.ID, &k.Name, &k.Hash, &k.Tenant, &k.Admin, &created); err != nil {
+		return k, err
+	}
+	k.CreatedAt = fromMillis(created)
+	return k, nil
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sdbx needs on this machine, when run as root
+# and something is missing. Sourced by serve.sh and test.sh.
+#   deps.sh            packages the server's built-in templates use
+#   deps.sh --test     plus what the test suite needs
+set -euo pipefail
+
+want=(python3 bash coreutils procps)
+command -v node >/dev/null 2>&1 || want+=(nodejs)
+if [[ "${1:-}" == "--test" ]]; then
+  command -v npm >/dev/null 2>&1 || want+=(npm)
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "sdbx: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "sdbx: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
