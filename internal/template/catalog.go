@@ -2,6 +2,8 @@ package template
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
@@ -165,8 +167,11 @@ func (c *Catalog) prepareEtc() error {
 			return fmt.Errorf("prepare base etc: %w", err)
 		}
 	}
-	// Overlay lower dirs may be in use by running sandboxes: keep the old
-	// directory under a unique name instead of removing it.
+	// Overlay lower dirs may be in use by running sandboxes: an unchanged
+	// copy is kept as it is, a changed one is moved aside, never removed.
+	if same, err := sameTree(tmp, c.baseEtc); err == nil && same {
+		return os.RemoveAll(tmp)
+	}
 	if _, err := os.Stat(c.baseEtc); err == nil {
 		old := fmt.Sprintf("%s.old-%d", c.baseEtc, time.Now().UnixNano())
 		if err := os.Rename(c.baseEtc, old); err != nil {
@@ -178,6 +183,53 @@ func (c *Catalog) prepareEtc() error {
 		return fmt.Errorf("prepare base etc: %w", err)
 	}
 	return nil
+}
+
+// sameTree reports whether two trees hold the same names, modes, link
+// targets and contents.
+func sameTree(a, b string) (bool, error) {
+	ha, err := hashTree(a)
+	if err != nil {
+		return false, err
+	}
+	hb, err := hashTree(b)
+	if err != nil {
+		return false, err
+	}
+	return ha == hb, nil
+}
+
+func hashTree(root string) (string, error) {
+	h := sha256.New()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%o\x00", strings.TrimPrefix(path, root), info.Mode())
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(path)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s\x00", link)
+		case d.Type().IsRegular():
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if _, err := io.Copy(h, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil)), err
 }
 
 // copyTree copies a file, symlink or directory tree, keeping modes and

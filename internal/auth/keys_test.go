@@ -1,0 +1,74 @@
+package auth_test
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sdbx/sdbx/internal/auth"
+	"github.com/sdbx/sdbx/internal/errdefs"
+	"github.com/sdbx/sdbx/internal/store/sqlite"
+)
+
+func openStore(t *testing.T) *sqlite.Store {
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sdbx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestGeneratedAdminKeyIsShownOnceAndWorks(t *testing.T) {
+	s := openStore(t)
+	key, err := auth.EnsureAdmin(t.Context(), s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(key, "sdbx_") || len(key) != 45 {
+		t.Fatalf("generated key %q", key)
+	}
+	again, err := auth.EnsureAdmin(t.Context(), s, "")
+	if err != nil || again != "" {
+		t.Fatalf("second start generated %q, %v; want nothing", again, err)
+	}
+	p, err := auth.NewKeys(s).Authenticate(t.Context(), key)
+	if err != nil || !p.Admin || p.Tenant != auth.DefaultTenant {
+		t.Fatalf("Authenticate = %+v, %v", p, err)
+	}
+	stored, err := s.KeyByID(t.Context(), auth.AdminKeyID)
+	if err != nil || stored.Hash == key || strings.Contains(stored.Hash, key) {
+		t.Fatalf("key stored in the clear: %+v, %v", stored, err)
+	}
+}
+
+func TestEnvKeyReplacesAdminKey(t *testing.T) {
+	s := openStore(t)
+	old, err := auth.EnsureAdmin(t.Context(), s, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.EnsureAdmin(t.Context(), s, "from-env"); err != nil {
+		t.Fatal(err)
+	}
+	keys := auth.NewKeys(s)
+	if _, err := keys.Authenticate(t.Context(), "from-env"); err != nil {
+		t.Fatalf("env key refused: %v", err)
+	}
+	if _, err := keys.Authenticate(t.Context(), old); !errors.Is(err, errdefs.ErrUnauthenticated) {
+		t.Fatalf("replaced key still accepted: %v", err)
+	}
+}
+
+func TestAuthenticateRejects(t *testing.T) {
+	s := openStore(t)
+	if _, err := auth.EnsureAdmin(t.Context(), s, "right"); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"", "wrong", "right "} {
+		if _, err := auth.NewKeys(s).Authenticate(t.Context(), key); !errors.Is(err, errdefs.ErrUnauthenticated) {
+			t.Errorf("Authenticate(%q) = %v, want unauthenticated", key, err)
+		}
+	}
+}
