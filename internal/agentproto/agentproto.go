@@ -8,7 +8,9 @@
 //  2. The agent answers with Event JSON lines until a final event (Exit,
 //     Pong or Error), then closes the connection.
 //  3. Closing the connection early cancels the request: a running command's
-//     process group is killed.
+//     process group is killed. The agent notices through a read that
+//     returns, so a half-close (shutting down only the client's write
+//     side) cancels too: keep the connection open until the final event.
 //
 // Because each request owns its connection, streams need no multiplexing
 // and cancellation needs no extra message.

@@ -1,0 +1,313 @@
+// Package agent is the sdbx agent: the process that runs inside every
+// sandbox (as PID 1 under the linux runtime) and serves the agentproto
+// protocol: it spawns commands with an exact environment and working
+// directory, streams their output line by line, enforces timeouts and kills
+// a command's process group when its client goes away.
+//
+// When the agent is PID 1 it also reaps every orphaned process of the
+// sandbox (see ReapMode).
+//
+// The agent never imports server, store or transport packages.
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sdbx/sdbx/internal/agentproto"
+	"github.com/sdbx/sdbx/internal/errdefs"
+)
+
+// ReapMode says how the agent collects the exit status of processes.
+type ReapMode int
+
+const (
+	// ReapAuto is ReapAll when the agent is PID 1 and ReapChildren otherwise.
+	ReapAuto ReapMode = iota
+	// ReapChildren waits for each spawned command by its pid. Orphans are
+	// left to whoever reaps them (the host's init, a subreaper).
+	ReapChildren
+	// ReapAll reaps every child of the agent with one wait4(-1) loop driven
+	// by SIGCHLD, and hands the statuses of spawned commands to their
+	// handlers. Use it when the agent is the init of a PID namespace, where
+	// orphans are reparented to it.
+	ReapAll
+)
+
+// String returns the mode's flag spelling.
+func (m ReapMode) String() string {
+	switch m {
+	case ReapAuto:
+		return "auto"
+	case ReapChildren:
+		return "children"
+	case ReapAll:
+		return "all"
+	}
+	return fmt.Sprintf("ReapMode(%d)", int(m))
+}
+
+// ParseReapMode parses "auto", "children" or "all".
+func ParseReapMode(s string) (ReapMode, error) {
+	for _, m := range []ReapMode{ReapAuto, ReapChildren, ReapAll} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("reap mode %q: want auto, children or all: %w", s, errdefs.ErrInvalidArgument)
+}
+
+// Options configure an Agent. The zero value is usable.
+type Options struct {
+	// Logger receives the agent's logs; nil discards them.
+	Logger *slog.Logger
+	// Version is reported in answers to ping.
+	Version string
+	// DefaultCwd is the working directory of a command that names none;
+	// empty means /workspace.
+	DefaultCwd string
+	// Reap selects how exit statuses are collected.
+	Reap ReapMode
+	// DrainTimeout is how long output is still read after a command's main
+	// process has exited (a background child may hold its pipes open);
+	// zero means 100ms.
+	DrainTimeout time.Duration
+}
+
+// requestTimeout bounds how long a new connection may take to send its
+// request line.
+const requestTimeout = 30 * time.Second
+
+// Agent serves the agent protocol. Create it with New.
+type Agent struct {
+	log     *slog.Logger
+	version string
+	cwd     string
+	reap    ReapMode
+	drain   time.Duration
+}
+
+// New returns an agent configured by opts.
+func New(opts Options) *Agent {
+	a := &Agent{
+		log:     opts.Logger,
+		version: opts.Version,
+		cwd:     opts.DefaultCwd,
+		reap:    opts.Reap,
+		drain:   opts.DrainTimeout,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.cwd == "" {
+		a.cwd = "/workspace"
+	}
+	if a.reap == ReapAuto {
+		a.reap = ReapChildren
+		if os.Getpid() == 1 {
+			a.reap = ReapAll
+		}
+	}
+	if a.drain <= 0 {
+		a.drain = 100 * time.Millisecond
+	}
+	return a
+}
+
+// Serve accepts connections on ln and answers one request on each until
+// ctx is cancelled or ln fails. It then closes ln, kills the process group
+// of every running command, waits for all of its goroutines and returns:
+// nil after ctx was cancelled, or the listener's error.
+func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+
+	var sp spawner = childWaiter{}
+	reapCtx, stopReaper := context.WithCancel(context.WithoutCancel(ctx))
+	var reapWG sync.WaitGroup
+	if a.reap == ReapAll {
+		r := newReaper(a.log)
+		reapWG.Add(1)
+		go func() {
+			defer reapWG.Done()
+			r.run(reapCtx)
+		}()
+		sp = r
+	}
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		<-closed
+		wg.Wait()
+		// No handler waits for a status any more.
+		stopReaper()
+		reapWG.Wait()
+	}()
+
+	a.log.Info("agent serving", "addr", ln.Addr().String(), "reap", a.reap.String(), "pid", os.Getpid())
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
+				a.log.Warn("accept failed; retrying", "err", err)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, time.Second)
+				continue
+			}
+			return fmt.Errorf("agent accept: %w", err)
+		}
+		backoff = 5 * time.Millisecond
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.handleConn(ctx, conn, sp)
+		}()
+	}
+}
+
+// handleConn reads one request from conn, answers it and closes conn.
+func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp spawner) {
+	// Closing the connection is how Serve's shutdown reaches a running
+	// command: like a client that leaves, it ends the read that watches
+	// the connection.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	defer conn.Close()
+
+	br := bufio.NewReaderSize(conn, 4096)
+	w := newEventWriter(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(requestTimeout))
+	line, err := readRequestLine(br)
+	if err != nil {
+		if errors.Is(err, errdefs.ErrInvalidArgument) {
+			_ = w.writeFinal(errorEvent(err))
+		}
+		// Otherwise the client went away or never spoke: nobody to answer.
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+
+	req, err := decodeRequest(line)
+	if err != nil {
+		_ = w.writeFinal(errorEvent(err))
+		return
+	}
+
+	switch req.Op {
+	case agentproto.OpPing:
+		_ = w.writeFinal(agentproto.Event{Type: agentproto.EventPong, Version: a.version})
+	case agentproto.OpExec:
+		// The client sends nothing after its request; a read that returns
+		// means it closed the connection (or Serve closed it), which
+		// cancels the command.
+		gone := make(chan struct{})
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			_, _ = io.Copy(io.Discard, br)
+			close(gone)
+		}()
+		a.exec(w, req.Exec, sp, gone)
+		conn.Close()
+		<-watchDone
+	}
+}
+
+// readRequestLine reads the request line: at most agentproto.MaxRequest
+// bytes up to a newline, or up to EOF when the client wrote a line without
+// one.
+func readRequestLine(br *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(line)+len(chunk) > agentproto.MaxRequest+1 {
+			return nil, fmt.Errorf("request: line longer than %d bytes: %w", agentproto.MaxRequest, errdefs.ErrInvalidArgument)
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return line, nil
+		default:
+			return nil, err
+		}
+	}
+}
+
+// decodeRequest parses and validates a request line. Errors wrap
+// errdefs.ErrInvalidArgument and name the field.
+func decodeRequest(line []byte) (agentproto.Request, error) {
+	var req agentproto.Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return req, fmt.Errorf("request: invalid JSON: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	switch req.Op {
+	case agentproto.OpPing:
+		return req, nil
+	case agentproto.OpExec:
+		if req.Exec == nil {
+			return req, fmt.Errorf("exec: missing for op %q: %w", req.Op, errdefs.ErrInvalidArgument)
+		}
+		return req, validateExec(req.Exec)
+	case "":
+		return req, fmt.Errorf("op: missing: %w", errdefs.ErrInvalidArgument)
+	}
+	return req, fmt.Errorf("op: unknown op %q: %w", req.Op, errdefs.ErrInvalidArgument)
+}
+
+// errorEvent turns err into a final error event.
+func errorEvent(err error) agentproto.Event {
+	return agentproto.Event{Type: agentproto.EventError, ErrCode: errdefs.Code(err), Message: err.Error()}
+}
+
+// eventWriter writes events as JSON lines through a buffer; flush sends the
+// buffer to the connection.
+type eventWriter struct {
+	bw  *bufio.Writer
+	buf []byte
+}
+
+func newEventWriter(w io.Writer) *eventWriter {
+	return &eventWriter{bw: bufio.NewWriterSize(w, 16*1024)}
+}
+
+// write buffers ev, and flushes when flush is set.
+func (w *eventWriter) write(ev agentproto.Event, flush bool) error {
+	w.buf = appendEvent(w.buf[:0], ev)
+	if _, err := w.bw.Write(w.buf); err != nil {
+		return err
+	}
+	if flush {
+		return w.bw.Flush()
+	}
+	return nil
+}
+
+// writeFinal writes ev and flushes.
+func (w *eventWriter) writeFinal(ev agentproto.Event) error { return w.write(ev, true) }
