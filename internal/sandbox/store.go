@@ -26,3 +26,18 @@ type Store interface {
 	// PruneTerminated removes terminated records last updated before cutoff.
 	PruneTerminated(ctx context.Context, cutoff time.Time) error
 }
+
+// ContextStore persists code context records. A context's record is
+// removed with its sandbox's.
+type ContextStore interface {
+	// CreateContext inserts a record. Returns errdefs.ErrConflict if the id
+	// exists, or if c.Default and the sandbox has a default context for
+	// c.Language already.
+	CreateContext(ctx context.Context, c CodeContext) error
+	// GetContext returns errdefs.ErrNotFound for an unknown id.
+	GetContext(ctx context.Context, id string) (CodeContext, error)
+	// ListContexts returns a sandbox's contexts, oldest first.
+	ListContexts(ctx context.Context, sandboxID string) ([]CodeContext, error)
+	// DeleteContext removes a record; unknown ids are not an error.
+	DeleteContext(ctx context.Context, id string) error
+}

@@ -67,3 +67,15 @@ type CommandResult struct {
 	// output (every line was still streamed).
 	Truncated bool `json:"truncated,omitempty"`
 }
+
+// CodeContext is a persistent interpreter in a sandbox.
+type CodeContext struct {
+	ID        string            `json:"id"`
+	SandboxID string            `json:"sandboxId"`
+	Language  string            `json:"language"`
+	Cwd       string            `json:"cwd"`
+	EnvVars   map[string]string `json:"envVars"`
+	CreatedAt time.Time         `json:"createdAt"`
+	// Default marks the context code goes to when a run names none.
+	Default bool `json:"default"`
+}

@@ -15,6 +15,7 @@ import (
 // Store is what a store implementation provides.
 type Store interface {
 	sandbox.Store
+	sandbox.ContextStore
 	auth.KeyStore
 }
 
@@ -24,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("SandboxList", func(t *testing.T) { testSandboxList(t, newStore(t)) })
 	t.Run("SandboxExpiry", func(t *testing.T) { testSandboxExpiry(t, newStore(t)) })
 	t.Run("Keys", func(t *testing.T) { testKeys(t, newStore(t)) })
+	t.Run("Contexts", func(t *testing.T) { testContexts(t, newStore(t)) })
 }
 
 func newSandbox(id, tenant string, created time.Time) sandbox.Sandbox {
@@ -169,5 +171,46 @@ func testKeys(t *testing.T, s Store) {
 	}
 	if got, err := s.KeyByID(ctx, "k1"); err != nil || got.Hash != auth.Hash("rotated") {
 		t.Fatalf("KeyByID = %+v, %v", got, err)
+	}
+}
+
+func testContexts(t *testing.T, s Store) {
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	if err := s.CreateSandbox(ctx, newSandbox("sb", "t1", now)); err != nil {
+		t.Fatal(err)
+	}
+	def := sandbox.CodeContext{ID: "ctx-1", SandboxID: "sb", Language: "python", Cwd: "/workspace", EnvVars: map[string]string{"A": "1"}, CreatedAt: now, Default: true}
+	if err := s.CreateContext(ctx, def); err != nil {
+		t.Fatal(err)
+	}
+	second := def
+	second.ID = "ctx-2"
+	if err := s.CreateContext(ctx, second); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("second default python context: %v, want conflict", err)
+	}
+	second.Default, second.CreatedAt = false, now.Add(time.Second)
+	if err := s.CreateContext(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetContext(ctx, "ctx-1")
+	if err != nil || !got.Default || got.EnvVars["A"] != "1" || got.SandboxID != "sb" || !got.CreatedAt.Equal(now) {
+		t.Fatalf("GetContext = %+v, %v", got, err)
+	}
+	list, err := s.ListContexts(ctx, "sb")
+	if err != nil || len(list) != 2 || list[0].ID != "ctx-1" {
+		t.Fatalf("ListContexts = %+v, %v", list, err)
+	}
+	if err := s.DeleteContext(ctx, "ctx-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetContext(ctx, "ctx-1"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("deleted context: %v", err)
+	}
+	if err := s.DeleteSandbox(ctx, "sb"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetContext(ctx, "ctx-2"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("context outlived its sandbox record: %v", err)
 	}
 }
