@@ -1,0 +1,375 @@
+// Package linux is the runtime driver that isolates sandboxes on the local
+// machine with Linux namespaces, cgroups, overlayfs, capabilities and
+// seccomp.
+//
+// Create re-executes the sdbx binary as "sdbx __init" (InitMain) in new
+// mount, pid, network, uts and ipc namespaces, after putting it into the
+// sandbox's cgroups. Init builds the root file system (a tmpfs or an
+// overlay, the template's overlays, /workspace, /tmp, a fresh /proc with
+// host-revealing files masked, a minimal /dev), pivots into it, drops every
+// capability, sets no_new_privs, installs a seccomp deny-list and executes
+// the agent ("/.sdbx/sdbx agent --listen-fd 3"), which becomes the
+// sandbox's PID 1 and serves the agent protocol on a unix socket that the
+// driver created at <StateDir>/<id>/agent.sock.
+//
+// Everything the driver needs later lives on disk or in cgroupfs, so a
+// restarted server finds, stops and deletes sandboxes that an earlier
+// server process created. docs/runtime-linux.md describes the layers and
+// their pitfalls.
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sdbx/sdbx/internal/errdefs"
+	"github.com/sdbx/sdbx/internal/runtime"
+)
+
+// Config configures a Driver.
+type Config struct {
+	// StateDir holds one directory per sandbox (upper dirs, workspace,
+	// agent socket). Required; created if missing.
+	StateDir string
+	// Exe is the sdbx executable started as the sandbox's init and
+	// bind-mounted into it as the agent. Default: os.Executable().
+	Exe string
+	// CgroupParent is the cgroup, relative to each hierarchy's root, under
+	// which sandboxes get theirs. Default "sdbx".
+	CgroupParent string
+	// CgroupRoot is where cgroupfs is mounted. Default "/sys/fs/cgroup".
+	CgroupRoot string
+	// DefaultResources fill the zero fields of a Spec's Resources.
+	// Zero fields here default to 1 CPU, 1024 MiB and 512 pids.
+	DefaultResources runtime.Resources
+	// Logger receives lifecycle events. Default: discard.
+	Logger *slog.Logger
+}
+
+// Driver runs sandboxes on this machine. It needs root.
+type Driver struct {
+	cfg   Config
+	log   *slog.Logger
+	cg    cgroups
+	locks idLocks
+	// reapers counts the goroutines that wait for sandbox inits this
+	// process started; each ends when its sandbox's init exits.
+	reapers sync.WaitGroup
+}
+
+var _ runtime.Driver = (*Driver)(nil)
+
+// stopTimeout bounds cleanup work done after the caller's context is gone.
+const stopTimeout = 30 * time.Second
+
+// New checks cfg, applies defaults and prepares the state directory and
+// the parent cgroups.
+func New(cfg Config) (*Driver, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("linux runtime: needs root: %w", errdefs.ErrUnavailable)
+	}
+	if cfg.StateDir == "" {
+		return nil, fmt.Errorf("linux runtime: StateDir is required: %w", errdefs.ErrInvalidArgument)
+	}
+	dir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("linux runtime: StateDir: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	cfg.StateDir = dir
+	if cfg.Exe == "" {
+		if cfg.Exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("linux runtime: find own executable: %v: %w", err, errdefs.ErrInternal)
+		}
+	}
+	if cfg.Exe, err = filepath.EvalSymlinks(cfg.Exe); err == nil {
+		cfg.Exe, err = filepath.Abs(cfg.Exe)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("linux runtime: Exe: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if st, err := os.Stat(cfg.Exe); err != nil || !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("linux runtime: Exe %s is not a regular file: %w", cfg.Exe, errdefs.ErrInvalidArgument)
+	}
+	if strings.ContainsAny(cfg.StateDir, ",:\\\n") {
+		return nil, fmt.Errorf("linux runtime: StateDir %q: must not contain ',' ':' or '\\': %w", cfg.StateDir, errdefs.ErrInvalidArgument)
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "sdbx"
+	}
+	if p := filepath.Clean(cfg.CgroupParent); filepath.IsAbs(p) || p != cfg.CgroupParent || p == "." || strings.HasPrefix(p, "..") {
+		return nil, fmt.Errorf("linux runtime: CgroupParent %q: must be a clean relative path: %w", cfg.CgroupParent, errdefs.ErrInvalidArgument)
+	}
+	if cfg.CgroupRoot == "" {
+		cfg.CgroupRoot = "/sys/fs/cgroup"
+	}
+	cfg.DefaultResources = withDefaults(cfg.DefaultResources, runtime.Resources{CPU: 1, MemoryMB: 1024, PIDs: 512})
+	if err := validateSpec(runtime.Spec{ID: "defaults", Resources: cfg.DefaultResources}); err != nil {
+		return nil, fmt.Errorf("linux runtime: DefaultResources: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("linux runtime: create StateDir: %v: %w", err, errdefs.ErrInternal)
+	}
+	cg, err := newCgroups(cfg.CgroupRoot, cfg.CgroupParent)
+	if err != nil {
+		return nil, fmt.Errorf("linux runtime: %v: %w", err, errdefs.ErrUnavailable)
+	}
+	return &Driver{cfg: cfg, log: log, cg: cg}, nil
+}
+
+func (d *Driver) layout(id string) layout { return layout(filepath.Join(d.cfg.StateDir, id)) }
+
+// Create implements runtime.Driver.
+func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
+	if err := validateSpec(spec); err != nil {
+		return err
+	}
+	spec.Resources = withDefaults(spec.Resources, d.cfg.DefaultResources)
+	spec.Overlays = slices.Clone(spec.Overlays)
+	id := spec.ID
+	defer d.locks.lock(id)()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sandbox %s: create: %w", id, kindOf(ctx, err))
+	}
+	l := d.layout(id)
+	if err := os.Mkdir(l.dir(), 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("sandbox %s: already exists: %w", id, errdefs.ErrConflict)
+		}
+		return fmt.Errorf("sandbox %s: create state directory: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	start := time.Now()
+	defer func() {
+		if err == nil {
+			d.log.Debug("sandbox created", "sandbox_id", id, "duration", time.Since(start))
+			return
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		defer cancel()
+		if derr := d.destroy(cctx, id); derr != nil {
+			d.log.Error("clean up after failed create", "sandbox_id", id, "err", derr)
+		}
+	}()
+	if err := l.prepare(spec); err != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	// A cgroup without a state directory is what a crash between the two
+	// left behind: empty it before reuse.
+	if err := d.cg.Kill(ctx, id); err != nil {
+		return fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
+	}
+	if err := d.cg.Create(ctx, id, spec.Resources); err != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	return d.start(ctx, id, l, spec)
+}
+
+// Start implements runtime.Driver.
+func (d *Driver) Start(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	defer d.locks.lock(id)()
+	l := d.layout(id)
+	spec, err := l.loadSpec()
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	if d.running(id) {
+		return nil
+	}
+	// Half-dead leftovers (an agent that lost its socket, a stray
+	// process) go before the new init starts.
+	if err := d.cg.Kill(ctx, id); err != nil {
+		return fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
+	}
+	// The cgroups may be gone (host reboot); Create is idempotent.
+	if err := d.cg.Create(ctx, id, spec.Resources); err != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	if err := l.prepare(spec); err != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	return d.start(ctx, id, l, spec)
+}
+
+// Stop implements runtime.Driver.
+func (d *Driver) Stop(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	defer d.locks.lock(id)()
+	if !d.exists(id) {
+		return fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	return d.stop(ctx, id)
+}
+
+// stop kills every process of the sandbox and removes its socket.
+func (d *Driver) stop(ctx context.Context, id string) error {
+	if err := d.cg.Kill(ctx, id); err != nil {
+		return fmt.Errorf("sandbox %s: stop: %w", id, kindOf(ctx, err))
+	}
+	l := d.layout(id)
+	for _, f := range []string{l.socket(), l.pidFile()} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sandbox %s: stop: %v: %w", id, err, errdefs.ErrInternal)
+		}
+	}
+	return nil
+}
+
+// Delete implements runtime.Driver.
+func (d *Driver) Delete(ctx context.Context, id string) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	defer d.locks.lock(id)()
+	return d.destroy(ctx, id)
+}
+
+// destroy kills the sandbox and removes its cgroups and files; whatever is
+// already gone is skipped.
+func (d *Driver) destroy(ctx context.Context, id string) error {
+	if err := d.cg.Kill(ctx, id); err != nil {
+		return fmt.Errorf("sandbox %s: delete: %w", id, kindOf(ctx, err))
+	}
+	if err := d.cg.Remove(ctx, id); err != nil {
+		return fmt.Errorf("sandbox %s: delete: %w", id, kindOf(ctx, err))
+	}
+	// Overlay work dirs hold mode-000 directories; root removes them all.
+	if err := os.RemoveAll(d.layout(id).dir()); err != nil {
+		return fmt.Errorf("sandbox %s: delete files: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	return nil
+}
+
+// Status implements runtime.Driver.
+func (d *Driver) Status(ctx context.Context, id string) (runtime.State, error) {
+	if err := checkID(id); err != nil {
+		return "", err
+	}
+	if !d.exists(id) {
+		return "", fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	if d.running(id) {
+		return runtime.StateRunning, nil
+	}
+	return runtime.StateStopped, nil
+}
+
+// exists reports whether anything of the sandbox is left.
+func (d *Driver) exists(id string) bool {
+	if _, err := os.Stat(d.layout(id).dir()); err == nil {
+		return true
+	}
+	return d.cg.Exists(id)
+}
+
+// running reports whether the sandbox has processes and a socket.
+func (d *Driver) running(id string) bool {
+	procs, err := d.cg.Procs(id)
+	if err != nil || len(procs) == 0 {
+		return false
+	}
+	_, err = os.Stat(d.layout(id).socket())
+	return err == nil
+}
+
+// List implements runtime.Driver.
+func (d *Driver) List(ctx context.Context) ([]string, error) {
+	set := map[string]bool{}
+	dirs, err := listDirs(d.cfg.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("list sandboxes: %v: %w", err, errdefs.ErrInternal)
+	}
+	cgs, err := d.cg.List()
+	if err != nil {
+		return nil, fmt.Errorf("list sandboxes: %v: %w", err, errdefs.ErrInternal)
+	}
+	for _, id := range append(dirs, cgs...) {
+		set[id] = true
+	}
+	ids := keys(set)
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// Dial implements runtime.Driver.
+func (d *Driver) Dial(ctx context.Context, id string) (net.Conn, error) {
+	st, err := d.Status(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st != runtime.StateRunning {
+		return nil, fmt.Errorf("sandbox %s: not running: %w", id, errdefs.ErrUnavailable)
+	}
+	conn, err := dialUnix(ctx, d.layout(id).socket())
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: connect to agent: %v: %w", id, err, errdefs.ErrUnavailable)
+	}
+	return conn, nil
+}
+
+// kindOf wraps a failure of cleanup work with the error kind that fits the
+// context's state.
+func kindOf(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("%v: %w", err, errdefs.ErrTimeout)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%v: %w", err, errdefs.ErrUnavailable)
+	}
+	return fmt.Errorf("%v: %w", err, errdefs.ErrInternal)
+}
+
+// idLocks serializes the operations on one sandbox id.
+type idLocks struct {
+	mu sync.Mutex
+	m  map[string]*idLock
+}
+
+type idLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock locks id and returns the unlock function.
+func (l *idLocks) lock(id string) func() {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*idLock{}
+	}
+	e := l.m[id]
+	if e == nil {
+		e = &idLock{}
+		l.m[id] = e
+	}
+	e.refs++
+	l.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		l.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
+}

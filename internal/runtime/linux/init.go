@@ -1,0 +1,188 @@
+package linux
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	goruntime "runtime"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// InitVerb is the hidden sdbx subcommand that runs InitMain. The driver
+// starts "<Exe> __init"; cmd/sdbx dispatches it.
+const InitVerb = "__init"
+
+// File descriptors the driver hands to init (os/exec ExtraFiles start at 3).
+const (
+	// listenFD is the agent's listening unix socket; it stays open across
+	// the exec so the agent serves on it (sdbx agent --listen-fd 3).
+	listenFD = 3
+	// configFD carries the initConfig as JSON. The driver writes it only
+	// after the process is in its cgroups, so EOF on it is also the
+	// go-ahead.
+	configFD = 4
+	// statusFD gets an error message when setup fails. It is close-on-exec,
+	// so EOF without a message means the agent was executed.
+	statusFD = 5
+)
+
+// Paths inside the sandbox.
+const (
+	// agentPath is where the sdbx executable is bind-mounted read-only.
+	agentDir  = "/.sdbx"
+	agentPath = agentDir + "/sdbx"
+	// workspacePath is the persistent working directory.
+	workspacePath = "/workspace"
+)
+
+// initConfig is what the driver sends to init over the config pipe.
+type initConfig struct {
+	// ID is the sandbox id, also its hostname.
+	ID string `json:"id"`
+	// Rootfs is the host directory on which the new root is mounted.
+	Rootfs string `json:"rootfs"`
+	// Overlays are mounted in this order; a Target of "/" is the root.
+	Overlays []overlayMount `json:"overlays"`
+	// Workspace and Home are host directories bound at /workspace and /root.
+	Workspace string `json:"workspace"`
+	Home      string `json:"home"`
+	// Exe is the host path of the sdbx executable.
+	Exe string `json:"exe"`
+	// TmpMB sizes the tmpfs mounts (/, /tmp, /var/tmp, /dev/shm).
+	TmpMB int64 `json:"tmpMB"`
+	// Env is the complete environment of the agent.
+	Env []string `json:"env"`
+}
+
+// overlayMount is one overlayfs mount with its per-sandbox directories.
+type overlayMount struct {
+	Target string   `json:"target"`
+	Lower  []string `json:"lower"`
+	Upper  string   `json:"upper"`
+	Work   string   `json:"work"`
+}
+
+// InitMain is the sandbox's first process. The driver starts it in new
+// mount, pid, network, uts and ipc namespaces; it builds the sandbox's
+// root filesystem, locks itself down and executes the agent, which becomes
+// PID 1. It returns only on failure, after reporting the error to the
+// driver through the status pipe.
+func InitMain(args []string) int {
+	// Capabilities, no_new_privs, seccomp and unshare act on the calling
+	// thread: everything from here to the exec must run on this one.
+	goruntime.LockOSThread()
+	for _, fd := range []int{listenFD, configFD, statusFD} {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || len(args) != 0 {
+			fmt.Fprintln(os.Stderr, "sdbx __init: internal command, started by the sdbx server")
+			return 2
+		}
+	}
+	status := os.NewFile(statusFD, "status")
+	err := runInit()
+	fmt.Fprintf(status, "%v", err)
+	fmt.Fprintf(os.Stderr, "sdbx init: %v\n", err)
+	return 1
+}
+
+// runInit returns only on failure.
+func runInit() error {
+	cfgFile := os.NewFile(configFD, "config")
+	if cfgFile == nil {
+		return fmt.Errorf("config pipe (fd %d) missing", configFD)
+	}
+	// Blocks until the driver has put this process into its cgroups.
+	b, err := io.ReadAll(cfgFile)
+	cfgFile.Close()
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	var cfg initConfig
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return fmt.Errorf("decode config: %w", err)
+	}
+	// Now that the process sits in its own cgroups, a cgroup namespace
+	// rooted there hides the host's cgroup paths (/proc/self/cgroup shows
+	// "/"). Done before this, the namespace root would be the server's
+	// cgroup.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("unshare cgroup namespace: %w", err)
+	}
+	// Device nodes and mount points get exactly the modes asked for.
+	unix.Umask(0)
+	if err := buildRoot(&cfg); err != nil {
+		return err
+	}
+	if err := unix.Sethostname([]byte(cfg.ID)); err != nil {
+		return fmt.Errorf("set hostname: %w", err)
+	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	if err := pivotRoot(cfg.Rootfs); err != nil {
+		return err
+	}
+	unix.Umask(0o022)
+	if err := os.Chdir(workspacePath); err != nil {
+		return fmt.Errorf("chdir %s: %w", workspacePath, err)
+	}
+	// Every inherited or Go-runtime descriptor except stdio and the
+	// listener closes on exec (the status pipe too: that is how the driver
+	// learns that the exec happened).
+	if err := unix.CloseRange(listenFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	if err := lockDown(); err != nil {
+		return err
+	}
+	argv := []string{agentPath, "agent", "--listen-fd", fmt.Sprint(listenFD)}
+	err = syscall.Exec(agentPath, argv, cfg.Env)
+	return fmt.Errorf("exec agent: %w", err)
+}
+
+// loopbackUp brings up lo, the only interface of the new network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: socket: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: get flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback: set up: %w", err)
+	}
+	return nil
+}
+
+// pivotRoot makes root the root of the mount namespace and detaches the
+// host's root. root must be a mount point and propagation must be private
+// (buildRoot did both).
+func pivotRoot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("pivot_root: chdir: %w", err)
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one at the
+	// same place, so no put_old directory is needed inside the sandbox.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("pivot_root: make old root slave: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("pivot_root: detach old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("pivot_root: chdir /: %w", err)
+	}
+	return nil
+}

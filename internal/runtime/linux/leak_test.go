@@ -1,0 +1,96 @@
+package linux
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
+)
+
+// TestNoLeaks creates and deletes many sandboxes, a few at a time, and then
+// looks for anything left: mounts, cgroups, processes, files.
+func TestNoLeaks(t *testing.T) {
+	e := newTestEnv(t)
+	const total, parallel = 50, 4
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	errs := make(chan error, total)
+	for i := range total {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			id := runtimetest.NewID(t, fmt.Sprintf("leak%d", i))
+			if err := e.d.Create(t.Context(), runtimetest.HostSpec(id, e.etc)); err != nil {
+				errs <- fmt.Errorf("Create(%s): %w", id, err)
+				return
+			}
+			res, err := runtimetest.Exec(t.Context(), e.d, id, nil, "sh", "-c", "sleep 100 & echo ok")
+			if err != nil || res.Stdout != "ok\n" {
+				errs <- fmt.Errorf("exec in %s: %+v, %v", id, res, err)
+			}
+			if err := e.d.Delete(t.Context(), id); err != nil {
+				errs <- fmt.Errorf("Delete(%s): %w", id, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	if ids, err := e.d.List(context.Background()); err != nil || len(ids) != 0 {
+		t.Errorf("List = %v, %v; want nothing", ids, err)
+	}
+	if ents, err := os.ReadDir(e.d.cfg.StateDir); err != nil || len(ents) != 0 {
+		t.Errorf("state dir holds %v (%v)", ents, err)
+	}
+	mountinfo, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mountinfo), e.data) {
+		t.Errorf("mounts under %s left in the host's mount table", e.data)
+	}
+	for _, parent := range cgroupParents(e.d) {
+		ents, err := os.ReadDir(parent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ent := range ents {
+			if ent.IsDir() {
+				t.Errorf("cgroup %s left", filepath.Join(parent, ent.Name()))
+			}
+		}
+	}
+	// No process anywhere sits in one of the driver's cgroups.
+	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+	for _, f := range procs {
+		b, err := os.ReadFile(f)
+		if err == nil && strings.Contains(string(b), "/"+e.d.cfg.CgroupParent+"/") {
+			t.Errorf("process %s left in a sandbox cgroup: %s", filepath.Dir(f), b)
+		}
+	}
+}
+
+// BenchmarkCreateExecDelete measures a sandbox's whole life: Create, the
+// first command (true) and Delete.
+func BenchmarkCreateExecDelete(b *testing.B) {
+	e := newTestEnv(b)
+	for b.Loop() {
+		id := runtimetest.NewID(b, "bench")
+		if err := e.d.Create(b.Context(), runtimetest.HostSpec(id, e.etc)); err != nil {
+			b.Fatal(err)
+		}
+		runtimetest.MustExec(b, e.d, id, "true")
+		if err := e.d.Delete(b.Context(), id); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+}

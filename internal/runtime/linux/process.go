@@ -1,0 +1,236 @@
+package linux
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sdbx/sdbx/internal/errdefs"
+	"github.com/sdbx/sdbx/internal/runtime"
+	"golang.org/x/sys/unix"
+)
+
+// cloneFlags are the namespaces init starts in. The cgroup namespace comes
+// later (init unshares it once it sits in its cgroups). No user namespace:
+// the sandbox runs as the host's uid 0 without capabilities (see
+// docs/runtime-linux.md).
+const cloneFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
+	syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC
+
+// agentPATH is the agent's PATH, the usual one of a Debian root shell.
+const agentPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// maxStatus bounds the error message init can send.
+const maxStatus = 64 << 10
+
+// start launches the sandbox's init and returns once it has executed the
+// agent (or failed). On failure every process it started is killed.
+func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Spec) error {
+	fail := func(err error) error {
+		return fmt.Errorf("sandbox %s: start: %w", id, err)
+	}
+	cfg := initConfig{
+		ID:        id,
+		Rootfs:    l.rootfs(),
+		Workspace: l.workspace(),
+		Home:      l.home(),
+		Exe:       d.cfg.Exe,
+		TmpMB:     spec.Resources.MemoryMB,
+		Env:       []string{"PATH=" + agentPATH, "HOME=/root", "HOSTNAME=" + id, "LANG=C.UTF-8"},
+	}
+	for i, o := range spec.Overlays {
+		cfg.Overlays = append(cfg.Overlays, overlayMount{Target: o.Target, Lower: o.Lower, Upper: l.upper(i), Work: l.work(i)})
+	}
+	payload, err := json.Marshal(cfg)
+	if err != nil {
+		return fail(fmt.Errorf("encode init config: %v: %w", err, errdefs.ErrInternal))
+	}
+
+	// The driver owns the listening socket: it is listening before init
+	// starts, so connections made as soon as Create returns wait in the
+	// backlog until the agent accepts them.
+	_ = os.Remove(l.socket())
+	lnFile, err := listenUnix(l.socket())
+	if err != nil {
+		return fail(fmt.Errorf("listen on agent socket: %v: %w", err, errdefs.ErrInternal))
+	}
+	cfgR, cfgW, err := os.Pipe()
+	if err != nil {
+		lnFile.Close()
+		return fail(fmt.Errorf("config pipe: %v: %w", err, errdefs.ErrInternal))
+	}
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		lnFile.Close()
+		cfgR.Close()
+		cfgW.Close()
+		return fail(fmt.Errorf("status pipe: %v: %w", err, errdefs.ErrInternal))
+	}
+	defer cfgW.Close()
+	defer stR.Close()
+	logf, err := os.OpenFile(l.logFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		lnFile.Close()
+		cfgR.Close()
+		stW.Close()
+		return fail(fmt.Errorf("open init log: %v: %w", err, errdefs.ErrInternal))
+	}
+	cmd := &exec.Cmd{
+		Path:       d.cfg.Exe,
+		Args:       []string{"sdbx", InitVerb},
+		Env:        []string{}, // nothing of the server's environment
+		Dir:        "/",
+		Stdout:     logf,
+		Stderr:     logf,
+		ExtraFiles: []*os.File{lnFile, cfgR, stW}, // fds 3, 4, 5
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: cloneFlags,
+			// A session of its own keeps a terminal's ^C or hang-up for the
+			// server away from the sandbox. No Pdeathsig: sandboxes outlive
+			// the server that started them.
+			Setsid: true,
+		},
+	}
+	err = cmd.Start()
+	// The child has its copies; the server must not keep the listener (a
+	// dead sandbox must refuse connections) nor the pipes' far ends (EOF).
+	lnFile.Close()
+	cfgR.Close()
+	stW.Close()
+	logf.Close()
+	if err != nil {
+		_ = os.Remove(l.socket())
+		return fail(fmt.Errorf("run init: %v: %w", err, errdefs.ErrInternal))
+	}
+
+	exited := make(chan struct{})
+	d.reapers.Go(func() {
+		werr := cmd.Wait()
+		d.log.Debug("sandbox init exited", "sandbox_id", id, "status", werr)
+		close(exited)
+	})
+	abort := func(err error) error {
+		_ = cmd.Process.Kill()
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		defer cancel()
+		if kerr := d.cg.Kill(kctx, id); kerr != nil {
+			d.log.Error("kill sandbox after failed start", "sandbox_id", id, "err", kerr)
+		}
+		select {
+		case <-exited:
+		case <-kctx.Done():
+		}
+		_ = os.Remove(l.socket())
+		return fail(err)
+	}
+
+	pid := cmd.Process.Pid
+	if err := d.cg.Add(id, pid); err != nil {
+		return abort(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
+	}
+	if err := os.WriteFile(l.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
+		return abort(fmt.Errorf("write pid file: %v: %w", err, errdefs.ErrInternal))
+	}
+	// The config doubles as the go-ahead: init reads it to EOF, and only
+	// then unshares its cgroup namespace (rooted where it now is).
+	if _, err := cfgW.Write(payload); err != nil {
+		return abort(fmt.Errorf("send init config: %v: %w", err, errdefs.ErrInternal))
+	}
+	cfgW.Close()
+	msg, err := readStatus(ctx, stR)
+	if err != nil {
+		return abort(kindOf(ctx, fmt.Errorf("wait for init: %w", err)))
+	}
+	if msg != "" {
+		return abort(fmt.Errorf("init: %s: %w", msg, errdefs.ErrInternal))
+	}
+	// EOF without a message: the status pipe closed on exec, or init died
+	// without a word. Only in the first case does the process (not yet
+	// reaped: a zombie has an empty cmdline) run the agent.
+	if !runsAgent(pid) {
+		return abort(fmt.Errorf("init exited before starting the agent (see %s): %w", filepath.Base(l.logFile()), errdefs.ErrInternal))
+	}
+	return nil
+}
+
+// runsAgent reports whether host process pid executes the agent.
+func runsAgent(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && bytes.HasPrefix(b, []byte(agentPath+"\x00"))
+}
+
+// readStatus reads the status pipe to EOF, giving up when ctx ends.
+func readStatus(ctx context.Context, r *os.File) (string, error) {
+	stop := context.AfterFunc(ctx, func() { _ = r.SetReadDeadline(time.Now()) })
+	defer stop()
+	b, err := io.ReadAll(io.LimitReader(r, maxStatus))
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", err
+	}
+	return string(b), nil
+}
+
+// maxSocketPath is the longest path that fits sockaddr_un (108 bytes with
+// the terminating NUL, less on some systems).
+const maxSocketPath = 100
+
+// listenUnix creates a listening unix socket at path and returns it as a
+// file (close-on-exec; os/exec passes it to the child anyway).
+func listenUnix(path string) (*os.File, error) {
+	var f *os.File
+	err := withShortPath(path, func(p string) error {
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+		if err != nil {
+			return err
+		}
+		ln.SetUnlinkOnClose(false)
+		f, err = ln.File()
+		ln.Close()
+		return err
+	})
+	return f, err
+}
+
+// dialUnix connects to the unix socket at path.
+func dialUnix(ctx context.Context, path string) (net.Conn, error) {
+	var conn net.Conn
+	err := withShortPath(path, func(p string) error {
+		var dialer net.Dialer
+		var err error
+		conn, err = dialer.DialContext(ctx, "unix", p)
+		return err
+	})
+	return conn, err
+}
+
+// withShortPath calls fn with path, or, when path is too long for a socket
+// address, with /proc/self/fd/N/<name> where N is an open descriptor of
+// path's directory.
+func withShortPath(path string, fn func(string) error) error {
+	if len(path) <= maxSocketPath {
+		return fn(path)
+	}
+	dir, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open socket directory: %w", err)
+	}
+	defer unix.Close(dir)
+	short := fmt.Sprintf("/proc/self/fd/%d/%s", dir, filepath.Base(path))
+	if len(short) > maxSocketPath {
+		return errors.New("socket name too long")
+	}
+	return fn(short)
+}
