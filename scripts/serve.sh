@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 mkdir -p bin
-go build -o bin/sdbx ./cmd/sdbx
+CGO_ENABLED=0 go build -o bin/sdbx ./cmd/sdbx
 exec bin/sdbx serve "$@"

@@ -1,4 +1,138 @@
 package main
 
-// serveMain is a placeholder until its owner lands it.
-func serveMain(args []string) int { return 2 }
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sdbx/sdbx/internal/api"
+	"github.com/sdbx/sdbx/internal/auth"
+	"github.com/sdbx/sdbx/internal/config"
+	"github.com/sdbx/sdbx/internal/runtime"
+	"github.com/sdbx/sdbx/internal/runtime/linux"
+	"github.com/sdbx/sdbx/internal/sandbox"
+	"github.com/sdbx/sdbx/internal/store/sqlite"
+	"github.com/sdbx/sdbx/internal/template"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func serveMain(args []string) int {
+	cfg, err := config.Load(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sdbx serve: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("server stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level)) // validated by config
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// serve is the one wiring point: it picks the store, runtime and
+// transports, and runs them until ctx is cancelled.
+func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
+	if os.Geteuid() != 0 {
+		return errors.New("sdbx serve needs root to create isolated sandboxes (namespaces, cgroups, overlay mounts)")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "sdbx.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	generated, err := auth.EnsureAdmin(ctx, st, cfg.APIKey)
+	if err != nil {
+		return fmt.Errorf("admin key: %w", err)
+	}
+	if generated != "" {
+		fmt.Fprintf(os.Stderr, "\n  Admin API key (shown once; only its hash is stored):\n\n    %s\n\n  export SDBX_API_KEY=%s\n\n", generated, generated)
+	}
+
+	catalog, err := template.NewCatalog(ctx, cfg.DataDir, log)
+	if err != nil {
+		return err
+	}
+	driver, err := linux.New(linux.Config{
+		StateDir:     filepath.Join(cfg.DataDir, "sandboxes"),
+		CgroupParent: cgroupParent(cfg.DataDir),
+		Logger:       log,
+	})
+	if err != nil {
+		return fmt.Errorf("linux runtime: %w", err)
+	}
+	svc := sandbox.New(sandbox.Config{
+		DefaultExpiry: cfg.DefaultExpiry,
+		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
+	}, st, driver, catalog, log)
+
+	handler, err := api.NewHandler(svc, auth.NewKeys(st), log, version)
+	if err != nil {
+		return err
+	}
+	if err := svc.Recover(ctx); err != nil {
+		return fmt.Errorf("recover sandboxes: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return svc.Run(gctx) })
+	g.Go(func() error {
+		log.Info("sdbx listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "version", version)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
+		defer cancel()
+		handler.Close()
+		return srv.Shutdown(sctx)
+	})
+	return g.Wait()
+}
+
+// cgroupParent names this server's cgroup: one per data directory, so two
+// servers on one host (tests, staging) never sweep each other's sandboxes,
+// and a restarted server finds its own.
+func cgroupParent(dataDir string) string {
+	sum := sha256.Sum256([]byte(dataDir))
+	return "sdbx-" + hex.EncodeToString(sum[:4])
+}
