@@ -1,0 +1,154 @@
+// Package api holds sdbx's client-facing transports: the HTTP JSON API under
+// /v1/ and the Socket.IO v4 server at /socket.io/, served on one port by one
+// http.Handler. The wire contract is docs/protocol.md.
+//
+// The transports are thin: they authenticate the API key, decode and check
+// the JSON shape of a request (unknown fields, wrong types, size limits),
+// call the sandbox Service with the caller's tenant, and encode the result
+// or the error. Domain rules (env names, expiry bounds, ...) are the
+// service's; error kinds are mapped to wire codes in one place (errors.go).
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+
+	"github.com/sdbx/sdbx/internal/auth"
+	"github.com/sdbx/sdbx/internal/sandbox"
+	"github.com/sdbx/sdbx/internal/template"
+)
+
+// Service is what the transports need from the sandbox domain. All methods
+// take the caller's tenant and return errors wrapping the errdefs kinds.
+type Service interface {
+	Create(ctx context.Context, tenant string, opts sandbox.CreateOptions) (sandbox.Sandbox, error)
+	Get(ctx context.Context, tenant, id string) (sandbox.Sandbox, error)
+	List(ctx context.Context, tenant string) ([]sandbox.Sandbox, error)
+	Delete(ctx context.Context, tenant, id string) error
+	// RunCommand calls onOutput for each line, from one goroutine, before it
+	// returns; cancelling ctx kills the command.
+	RunCommand(ctx context.Context, tenant, id string, req sandbox.CommandRequest, onOutput func(sandbox.Output)) (sandbox.CommandResult, error)
+	Templates(ctx context.Context, tenant string, page, pageSize int) (sandbox.TemplatePage, error)
+	Template(ctx context.Context, tenant, id string) (template.Template, error)
+}
+
+var _ Service = (*sandbox.Service)(nil)
+
+// Limits bound what one client can make the server hold.
+type Limits struct {
+	// MaxBodyBytes is the largest HTTP request body and Socket.IO message.
+	MaxBodyBytes int64
+	// StreamWindowBytes is how many bytes of Socket.IO packets one
+	// connection may have queued but not yet handed to its transport before
+	// streamed output waits (see sendWindow).
+	StreamWindowBytes int64
+}
+
+// DefaultLimits returns the limits NewHandler uses: 1 MiB for both.
+func DefaultLimits() Limits {
+	return Limits{MaxBodyBytes: 1 << 20, StreamWindowBytes: 1 << 20}
+}
+
+// Handler serves /v1/ (HTTP JSON) and /socket.io/ (Socket.IO v4). Close it
+// before shutting the http.Server down: it ends Socket.IO connections
+// (hijacked websockets and long polls that http.Server.Shutdown would wait
+// for) and cancels their operations.
+type Handler struct {
+	svc     Service
+	authn   auth.Authenticator
+	logger  *slog.Logger
+	version string
+	limits  Limits
+
+	mux *http.ServeMux
+	sio *socketServer
+
+	// ctx is cancelled by Close; Socket.IO operations derive from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// wg counts the goroutines the Handler started (Socket.IO operations);
+	// closing stops spawn from adding to it.
+	wg        sync.WaitGroup
+	spawnMu   sync.Mutex
+	closing   bool
+	closeOnce sync.Once
+}
+
+// NewHandler returns the handler of both transports. version is reported by
+// GET /v1/health.
+func NewHandler(svc Service, authn auth.Authenticator, logger *slog.Logger, version string) (*Handler, error) {
+	return NewHandlerWithLimits(svc, authn, logger, version, DefaultLimits())
+}
+
+// NewHandlerWithLimits is NewHandler with explicit limits.
+func NewHandlerWithLimits(svc Service, authn auth.Authenticator, logger *slog.Logger, version string, limits Limits) (*Handler, error) {
+	if svc == nil || authn == nil {
+		return nil, errors.New("api: a service and an authenticator are required")
+	}
+	if limits.MaxBodyBytes <= 0 || limits.StreamWindowBytes <= 0 {
+		return nil, errors.New("api: limits must be positive")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{
+		svc:     svc,
+		authn:   authn,
+		logger:  logger,
+		version: version,
+		limits:  limits,
+		mux:     http.NewServeMux(),
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.routeHTTP(h.mux)
+	h.sio = newSocketServer(h)
+	h.mux.Handle("/socket.io/", h.sio.handler)
+	return h, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+// Close disconnects every Socket.IO client, cancels their operations and
+// waits for them to return. It is safe to call more than once.
+func (h *Handler) Close() error {
+	h.closeOnce.Do(func() {
+		h.spawnMu.Lock()
+		h.closing = true
+		h.spawnMu.Unlock()
+		h.cancel()
+		h.sio.close()
+		h.wg.Wait()
+	})
+	return nil
+}
+
+// spawn runs fn in a goroutine that Close waits for. It returns false,
+// without running fn, once Close has begun.
+func (h *Handler) spawn(fn func()) bool {
+	h.spawnMu.Lock()
+	defer h.spawnMu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// authenticate turns an API key into a Principal. An empty key is refused
+// without asking the authenticator.
+func (h *Handler) authenticate(ctx context.Context, key string) (auth.Principal, error) {
+	if key == "" {
+		return auth.Principal{}, errMissingKey
+	}
+	return h.authn.Authenticate(ctx, key)
+}

@@ -1,0 +1,105 @@
+package api
+
+import (
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sdbx/sdbx/internal/errdefs"
+)
+
+func TestDecodeObject(t *testing.T) {
+	okTests := []struct {
+		in   string
+		want runPayload
+	}{
+		{`{}`, runPayload{}},
+		{` {"sandboxId":"sb-1"} `, runPayload{SandboxID: "sb-1"}},
+		{`{"sandboxId":null,"args":null}`, runPayload{}},
+		{`{"streamId":"s","args":["a","b"],"envs":{"K":"V"},"timeoutMs":5}`,
+			runPayload{StreamID: ptr("s"), Args: []string{"a", "b"}, Envs: map[string]string{"K": "V"}, TimeoutMs: 5}},
+		{`{"streamId":""}`, runPayload{StreamID: ptr("")}},
+		{`{"timeoutMs":1e3}`, runPayload{TimeoutMs: 1000}},
+	}
+	for _, tt := range okTests {
+		var got runPayload
+		if err := decodeObject("payload", []byte(tt.in), &got); err != nil {
+			t.Errorf("%s: %v", tt.in, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: got %+v, want %+v", tt.in, got, tt.want)
+		}
+	}
+
+	errTests := []struct{ in, want string }{
+		{`{"sandboxid":"x"}`, `unknown field "sandboxid"`},
+		{`{"b":1,"a":2}`, `unknown field "a"`}, // the first in sorted order
+		{`{"sandboxId":true}`, `field "sandboxId": expected a string, got a boolean`},
+		{`{"args":"ls"}`, `field "args": expected an array of strings, got a string`},
+		{`{"args":["ls",null]}`, `field "args[1]": expected a string, got null`},
+		{`{"envs":{"A":{}}}`, `field "envs.A": expected a string, got an object`},
+		{`{"timeoutMs":-1.25}`, `field "timeoutMs": expected an integer, got number -1.25`},
+		{`{"timeoutMs":99999999999999999999}`, `field "timeoutMs": expected an integer, got number 99999999999999999999 (out of range)`},
+		{`{"streamId":7}`, `field "streamId": expected a string, got a number`},
+		{`{"sandboxId":"x"`, `payload: malformed JSON`},
+		{`{"sandboxId":"x"}}`, `payload: unexpected data after the JSON object`},
+		{`"x"`, `payload: expected a JSON object, got a string`},
+		{`   `, `payload: empty`},
+	}
+	for _, tt := range errTests {
+		var got runPayload
+		err := decodeObject("payload", []byte(tt.in), &got)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(errdefs.Message(err), tt.want) {
+			t.Errorf("%s: error %v, want %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestMsDuration(t *testing.T) {
+	tests := []struct {
+		ms   int64
+		want time.Duration
+	}{
+		{0, 0},
+		{1500, 1500 * time.Millisecond},
+		{-5, -5 * time.Millisecond},
+		{math.MaxInt64, math.MaxInt64},
+		{math.MinInt64, math.MinInt64},
+	}
+	for _, tt := range tests {
+		if got := msDuration(tt.ms); got != tt.want {
+			t.Errorf("msDuration(%d) = %v, want %v", tt.ms, got, tt.want)
+		}
+	}
+}
+
+func TestRetryAfterRounding(t *testing.T) {
+	tests := []struct {
+		d       time.Duration
+		ms, sec int64
+	}{
+		{0, 0, 0},
+		{time.Microsecond, 1, 1},
+		{999 * time.Millisecond, 999, 1},
+		{time.Second, 1000, 1},
+		{time.Second + time.Nanosecond, 1001, 2},
+	}
+	for _, tt := range tests {
+		we := toWireError(&errdefs.RateLimitError{Msg: "x", RetryAfter: tt.d})
+		if we.Code != "rate_limited" || we.RetryAfterMs == nil || *we.RetryAfterMs != tt.ms {
+			t.Errorf("%v: %+v, want %d ms", tt.d, we, tt.ms)
+		}
+		if got := retryAfterSeconds(tt.d); got != tt.sec {
+			t.Errorf("%v: Retry-After %d, want %d", tt.d, got, tt.sec)
+		}
+	}
+	if we := toWireError(errdefs.ErrNotFound); we.RetryAfterMs != nil {
+		t.Errorf("retryAfterMs on not_found: %+v", we)
+	}
+}

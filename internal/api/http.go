@@ -1,0 +1,346 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sdbx/sdbx/internal/auth"
+	"github.com/sdbx/sdbx/internal/errdefs"
+	"github.com/sdbx/sdbx/internal/sandbox"
+)
+
+// ndjsonType is the media type of streamed command output.
+const ndjsonType = "application/x-ndjson"
+
+// authedFunc is an HTTP handler that runs as an authenticated principal.
+type authedFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal)
+
+// routeHTTP registers the /v1 routes. Every path also gets a method-less
+// pattern that answers 405 for the methods it does not serve, and "/"
+// answers 404, both with the JSON error body.
+func (h *Handler) routeHTTP(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/health", h.health)
+	mux.Handle("POST /v1/sandboxes", h.authed(h.createSandbox))
+	mux.Handle("GET /v1/sandboxes", h.authed(h.listSandboxes))
+	mux.Handle("GET /v1/sandboxes/{id}", h.authed(h.getSandbox))
+	mux.Handle("DELETE /v1/sandboxes/{id}", h.authed(h.deleteSandbox))
+	mux.Handle("POST /v1/sandboxes/{id}/commands", h.authed(h.runCommand))
+	mux.Handle("GET /v1/templates", h.authed(h.listTemplates))
+	mux.Handle("GET /v1/templates/{id}", h.authed(h.getTemplate))
+
+	for path, allow := range map[string]string{
+		"/v1/health":                  "GET, HEAD",
+		"/v1/sandboxes":               "GET, HEAD, POST",
+		"/v1/sandboxes/{id}":          "GET, HEAD, DELETE",
+		"/v1/sandboxes/{id}/commands": "POST",
+		"/v1/templates":               "GET, HEAD",
+		"/v1/templates/{id}":          "GET, HEAD",
+	} {
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			h.writeErrorStatus(w, http.StatusMethodNotAllowed,
+				invalidf("method %s: %s only accepts %s", r.Method, r.URL.Path, allow))
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, "", fmt.Errorf("route %s %s: %w", r.Method, r.URL.Path, errdefs.ErrNotFound))
+	})
+}
+
+// authed wraps fn with API key authentication (Authorization: Bearer, or
+// X-API-Key).
+func (h *Handler) authed(fn authedFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := keyFromRequest(r)
+		var p auth.Principal
+		if err == nil {
+			p, err = h.authenticate(r.Context(), key)
+		}
+		if err != nil {
+			h.writeError(w, r, "", err)
+			return
+		}
+		fn(w, r, p)
+	})
+}
+
+// keyFromRequest reads the API key from Authorization (Bearer scheme,
+// preferred) or X-API-Key.
+func keyFromRequest(r *http.Request) (string, error) {
+	if v := r.Header.Get("Authorization"); v != "" {
+		scheme, key, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return "", fmt.Errorf("Authorization header: expected the Bearer scheme: %w", errdefs.ErrUnauthenticated)
+		}
+		return strings.TrimSpace(key), nil
+	}
+	return strings.TrimSpace(r.Header.Get("X-API-Key")), nil
+}
+
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, struct {
+		Status  string `json:"status"`
+		Version string `json:"version"`
+	}{"ok", h.version})
+}
+
+func (h *Handler) createSandbox(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	var body createSandboxBody
+	if err := h.readBody(w, r, &body); err != nil {
+		h.writeError(w, r, "", err)
+		return
+	}
+	sb, err := h.svc.Create(r.Context(), p.Tenant, body.options())
+	if err != nil {
+		h.writeError(w, r, sb.ID, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, createdJSON{Sandbox: toSandbox(sb)})
+}
+
+func (h *Handler) listSandboxes(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	list, err := h.svc.List(r.Context(), p.Tenant)
+	if err != nil {
+		h.writeError(w, r, "", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sandboxListJSON{Sandboxes: toSandboxes(list)})
+}
+
+func (h *Handler) getSandbox(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	sb, err := h.svc.Get(r.Context(), p.Tenant, id)
+	if err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toSandbox(sb))
+}
+
+func (h *Handler) deleteSandbox(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	if err := h.svc.Delete(r.Context(), p.Tenant, id); err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) listTemplates(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	q := r.URL.Query()
+	page, err := intQuery(q.Get("page"), "page", defaultPage)
+	if err != nil {
+		h.writeError(w, r, "", err)
+		return
+	}
+	size, err := intQuery(q.Get("pageSize"), "pageSize", defaultPageSize)
+	if err != nil {
+		h.writeError(w, r, "", err)
+		return
+	}
+	tp, err := h.svc.Templates(r.Context(), p.Tenant, page, size)
+	if err != nil {
+		h.writeError(w, r, "", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toTemplatePage(tp))
+}
+
+// intQuery parses an integer query parameter; empty means def.
+func intQuery(v, name string, def int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, invalidf("query parameter %q: expected an integer, got %q", name, v)
+	}
+	return n, nil
+}
+
+func (h *Handler) getTemplate(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	t, err := h.svc.Template(r.Context(), p.Tenant, r.PathValue("id"))
+	if err != nil {
+		h.writeError(w, r, "", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toTemplate(t))
+}
+
+// runCommand answers with the CommandResult, or streams NDJSON when the
+// client accepts application/x-ndjson.
+func (h *Handler) runCommand(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	var body commandBody
+	if err := h.readBody(w, r, &body); err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	// A command may run far longer than a server-wide write timeout allows.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+
+	if !acceptsNDJSON(r) {
+		res, err := h.svc.RunCommand(r.Context(), p.Tenant, id, body.request(), func(sandbox.Output) {})
+		if err != nil {
+			h.writeError(w, r, id, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, toCommandResult(res))
+		return
+	}
+
+	s := &ndjsonStream{w: w, rc: http.NewResponseController(w)}
+	res, err := h.svc.RunCommand(r.Context(), p.Tenant, id, body.request(), s.output)
+	if !s.finish() {
+		// Nothing was streamed yet: the status line is still ours to choose.
+		if err != nil {
+			h.writeError(w, r, id, err)
+			return
+		}
+		s.start()
+	}
+	if err != nil {
+		h.logError(opName(r), id, err)
+		s.write(ndjsonError{Type: "error", Error: toWireError(err)})
+		return
+	}
+	s.write(ndjsonResult{Type: "result", Result: toCommandResult(res)})
+}
+
+// acceptsNDJSON reports whether the Accept header lists application/x-ndjson.
+func acceptsNDJSON(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err == nil && mt == ndjsonType && params["q"] != "0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ndjsonStream writes a command's output as NDJSON, flushing every line.
+// The 200 status is committed with the first line, so an error before any
+// output is still an ordinary HTTP error.
+type ndjsonStream struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+
+	mu      sync.Mutex
+	started bool // the status line has been written
+	done    bool // RunCommand returned; later output is dropped
+	broken  bool // a write failed (client gone); later writes are skipped
+}
+
+// output is the RunCommand callback.
+func (s *ndjsonStream) output(o sandbox.Output) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return
+	}
+	if !s.started {
+		s.start()
+	}
+	s.write(ndjsonOutput{Type: o.Stream, Line: o.Line, Timestamp: o.Timestamp.UnixMilli()})
+}
+
+// finish stops accepting output and reports whether the stream started.
+func (s *ndjsonStream) finish() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	return s.started
+}
+
+// start writes the headers and the 200 status line.
+func (s *ndjsonStream) start() {
+	s.started = true
+	hd := s.w.Header()
+	hd.Set("Content-Type", ndjsonType)
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Accel-Buffering", "no") // ask reverse proxies not to buffer
+	s.w.WriteHeader(http.StatusOK)
+}
+
+// write sends one line and flushes it.
+func (s *ndjsonStream) write(v any) {
+	if s.broken {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.broken = true
+		return
+	}
+	if _, err := s.w.Write(append(b, '\n')); err != nil {
+		s.broken = true
+		return
+	}
+	if err := s.rc.Flush(); err != nil {
+		s.broken = true
+	}
+}
+
+// readBody reads a JSON object body of at most MaxBodyBytes into v.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return invalidf("request body: larger than %d bytes", h.limits.MaxBodyBytes)
+		}
+		return invalidf("request body: could not be read")
+	}
+	return decodeObject("request body", data, v)
+}
+
+// writeError answers with err's status and {"error": {...}}.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, sandboxID string, err error) {
+	h.logError(opName(r), sandboxID, err)
+	h.writeErrorStatus(w, httpStatus(errdefs.Code(err)), err)
+}
+
+// writeErrorStatus writes err's body with an explicit status.
+func (h *Handler) writeErrorStatus(w http.ResponseWriter, status int, err error) {
+	we := toWireError(err)
+	switch we.Code {
+	case "unauthenticated":
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sdbx"`)
+	case "rate_limited":
+		w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(retryAfter(err)), 10))
+	}
+	writeJSON(w, status, struct {
+		Error wireError `json:"error"`
+	}{we})
+}
+
+// opName names a request's operation for logs: its route pattern.
+func opName(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	return r.Method + " " + r.URL.Path
+}
+
+// writeJSON writes v as the JSON response body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,412 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sdbx/sdbx/internal/auth"
+	"github.com/sdbx/sdbx/internal/errdefs"
+	"github.com/sdbx/sdbx/internal/sandbox"
+	"github.com/zishang520/socket.io/servers/socket/v3"
+)
+
+// authTimeout bounds the API key check of a Socket.IO handshake.
+const authTimeout = 10 * time.Second
+
+// maxStreamIDLen is the longest streamId, in characters.
+const maxStreamIDLen = 128
+
+// socketServer is the Socket.IO v4 transport.
+//
+// The library runs one socket's event handlers one at a time, so every
+// request runs in its own goroutine (owned by the Handler) and acks when it
+// is done; requests of one socket therefore run concurrently. When a socket
+// disconnects, its requests' contexts are cancelled (a running command is
+// killed, a creation is abandoned) and their acks are dropped.
+type socketServer struct {
+	h       *Handler
+	io      *socket.Server
+	handler http.Handler
+	gates   connectGates
+}
+
+func newSocketServer(h *Handler) *socketServer {
+	opts := socket.DefaultServerOptions()
+	opts.SetServeClient(false)
+	opts.SetMaxHttpBufferSize(h.limits.MaxBodyBytes)
+	s := &socketServer{h: h, io: socket.NewServer(nil, opts)}
+	s.io.Use(s.authenticate)
+	_ = s.io.On("connection", s.onConnection)
+	s.handler = s.io.ServeHandler(nil)
+	// After the library's own listener, which sets the connection up.
+	_ = s.io.Engine().On("connection", s.gates.onEngineConnection)
+	return s
+}
+
+// close disconnects every client.
+func (s *socketServer) close() {
+	s.io.Close(nil)
+}
+
+// authenticate is the handshake middleware: auth.apiKey must be a valid
+// key. A refusal reaches the client as connect_error with
+// err.data = {code, message}.
+func (s *socketServer) authenticate(sock *socket.Socket, next func(*socket.ExtendedError)) {
+	var p auth.Principal
+	var err error
+	switch key := sock.Handshake().Auth["apiKey"].(type) {
+	case string:
+		ctx, cancel := context.WithTimeout(s.h.ctx, authTimeout)
+		p, err = s.h.authenticate(ctx, key)
+		cancel()
+	case nil:
+		err = errMissingKey
+	default:
+		err = fmt.Errorf("handshake auth.apiKey: expected a string: %w", errdefs.ErrUnauthenticated)
+	}
+	if err != nil {
+		s.h.logError("socket.io handshake", "", err)
+		we := toWireError(err)
+		data := map[string]any{"code": we.Code, "message": we.Message}
+		if we.RetryAfterMs != nil {
+			data["retryAfterMs"] = *we.RetryAfterMs
+		}
+		next(socket.NewExtendedError(we.Message, data))
+		return
+	}
+	sock.SetData(p)
+	next(nil)
+}
+
+// operation serves one request event; its result is the ack's data.
+type operation func(ctx context.Context, c *call) (any, error)
+
+// call is one request in flight.
+type call struct {
+	payload []byte // the payload object as JSON
+	// sandboxID is set by the operation once known, for logs.
+	sandboxID string
+}
+
+// session is one connected socket.
+type session struct {
+	h         *Handler
+	sock      *socket.Socket
+	principal auth.Principal
+	window    *sendWindow
+
+	// ctx is cancelled when the socket disconnects or the Handler closes.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	streams map[string]bool // streamIds of commands in flight
+}
+
+func (s *socketServer) onConnection(args ...any) {
+	sock, ok := args[0].(*socket.Socket)
+	if !ok {
+		return
+	}
+	p, _ := sock.Data().(auth.Principal)
+	sess := &session{
+		h:         s.h,
+		sock:      sock,
+		principal: p,
+		window:    newSendWindow(sock.Conn(), s.h.limits.StreamWindowBytes),
+		streams:   map[string]bool{},
+	}
+	sess.ctx, sess.cancel = context.WithCancel(s.h.ctx)
+	_ = sock.On("disconnect", func(...any) { sess.cancel() })
+
+	ops := sess.operations()
+	for event, op := range ops {
+		_ = sock.On(event, func(args ...any) { sess.dispatch(event, op, args) })
+	}
+	sock.OnAny(func(args ...any) {
+		event, _ := args[0].(string)
+		if _, known := ops[event]; known {
+			return
+		}
+		if ack, _ := splitAck(args[1:]); ack != nil {
+			replyError(ack, invalidf("event %q: unknown", event))
+		}
+	})
+	// The library has recorded the socket by now: let its packets in.
+	s.gates.open(sock.Conn())
+}
+
+func (sess *session) operations() map[string]operation {
+	return map[string]operation{
+		"sandbox:create": sess.createSandbox,
+		"sandbox:list":   sess.listSandboxes,
+		"sandbox:get":    sess.getSandbox,
+		"sandbox:delete": sess.deleteSandbox,
+		"terminal:run":   sess.runCommand,
+		"template:list":  sess.listTemplates,
+		"template:get":   sess.getTemplate,
+	}
+}
+
+// dispatch starts one request. A request without an ack callback is
+// ignored: it could not be answered.
+func (sess *session) dispatch(event string, op operation, args []any) {
+	ack, args := splitAck(args)
+	if ack == nil {
+		sess.h.logger.Debug("socket.io event without ack ignored", slog.String("op", event))
+		return
+	}
+	payload, err := payloadJSON(args)
+	if err != nil {
+		replyError(ack, err)
+		return
+	}
+	c := &call{payload: payload}
+	started := sess.h.spawn(func() {
+		data, err := op(sess.ctx, c)
+		if err != nil {
+			sess.h.logError(event, c.sandboxID, err)
+			replyError(ack, err)
+			return
+		}
+		ack([]any{ackJSON{OK: true, Data: data}}, nil)
+	})
+	if !started {
+		replyError(ack, fmt.Errorf("server shutting down: %w", errdefs.ErrUnavailable))
+	}
+}
+
+// splitAck separates a trailing ack callback from the event arguments.
+func splitAck(args []any) (socket.Ack, []any) {
+	if n := len(args); n > 0 {
+		if ack, ok := args[n-1].(socket.Ack); ok {
+			return ack, args[:n-1]
+		}
+	}
+	return nil, args
+}
+
+// payloadJSON re-encodes the one payload argument (an object, or nothing)
+// as JSON so both transports decode with the same rules.
+func payloadJSON(args []any) ([]byte, error) {
+	switch len(args) {
+	case 0:
+		return []byte("{}"), nil
+	case 1:
+	default:
+		return nil, invalidf("payload: expected one object argument, got %d arguments", len(args))
+	}
+	switch v := args[0].(type) {
+	case nil:
+		return []byte("{}"), nil
+	case map[string]any:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, invalidf("payload: cannot be read as JSON")
+		}
+		return b, nil
+	default:
+		return nil, invalidf("payload: expected an object, got %s", jsonKind(normalize(v)))
+	}
+}
+
+// normalize maps the decoder's Go values onto JSON kinds for messages.
+func normalize(v any) any {
+	switch v.(type) {
+	case bool, string, float64, []any, map[string]any:
+		return v
+	default:
+		return struct{}{} // binary and the like: "an object"
+	}
+}
+
+func replyError(ack socket.Ack, err error) {
+	we := toWireError(err)
+	ack([]any{ackJSON{OK: false, Error: &we}}, nil)
+}
+
+func (sess *session) createSandbox(ctx context.Context, c *call) (any, error) {
+	var body createSandboxBody
+	if err := decodeObject("payload", c.payload, &body); err != nil {
+		return nil, err
+	}
+	sb, err := sess.h.svc.Create(ctx, sess.principal.Tenant, body.options())
+	c.sandboxID = sb.ID
+	if err != nil {
+		return nil, err
+	}
+	return createdJSON{Sandbox: toSandbox(sb)}, nil
+}
+
+func (sess *session) listSandboxes(ctx context.Context, c *call) (any, error) {
+	if err := decodeObject("payload", c.payload, &noFields{}); err != nil {
+		return nil, err
+	}
+	list, err := sess.h.svc.List(ctx, sess.principal.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	return sandboxListJSON{Sandboxes: toSandboxes(list)}, nil
+}
+
+// decodeSandboxRef decodes a {sandboxId} payload.
+func (c *call) decodeSandboxRef() (string, error) {
+	var ref sandboxRef
+	if err := decodeObject("payload", c.payload, &ref); err != nil {
+		return "", err
+	}
+	if ref.SandboxID == "" {
+		return "", invalidf(`field "sandboxId": required`)
+	}
+	c.sandboxID = ref.SandboxID
+	return ref.SandboxID, nil
+}
+
+func (sess *session) getSandbox(ctx context.Context, c *call) (any, error) {
+	id, err := c.decodeSandboxRef()
+	if err != nil {
+		return nil, err
+	}
+	sb, err := sess.h.svc.Get(ctx, sess.principal.Tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	return toSandbox(sb), nil
+}
+
+func (sess *session) deleteSandbox(ctx context.Context, c *call) (any, error) {
+	id, err := c.decodeSandboxRef()
+	if err != nil {
+		return nil, err
+	}
+	if err := sess.h.svc.Delete(ctx, sess.principal.Tenant, id); err != nil {
+		return nil, err
+	}
+	return emptyJSON{}, nil
+}
+
+func (sess *session) listTemplates(ctx context.Context, c *call) (any, error) {
+	var q pageQuery
+	if err := decodeObject("payload", c.payload, &q); err != nil {
+		return nil, err
+	}
+	page, size := defaultPage, defaultPageSize
+	if q.Page != nil {
+		page = *q.Page
+	}
+	if q.PageSize != nil {
+		size = *q.PageSize
+	}
+	tp, err := sess.h.svc.Templates(ctx, sess.principal.Tenant, page, size)
+	if err != nil {
+		return nil, err
+	}
+	return toTemplatePage(tp), nil
+}
+
+func (sess *session) getTemplate(ctx context.Context, c *call) (any, error) {
+	var ref templateRef
+	if err := decodeObject("payload", c.payload, &ref); err != nil {
+		return nil, err
+	}
+	if ref.TemplateID == "" {
+		return nil, invalidf(`field "templateId": required`)
+	}
+	t, err := sess.h.svc.Template(ctx, sess.principal.Tenant, ref.TemplateID)
+	if err != nil {
+		return nil, err
+	}
+	return toTemplate(t), nil
+}
+
+// runCommand serves terminal:run. With a streamId, every output line is
+// emitted as stream:output before the ack.
+func (sess *session) runCommand(ctx context.Context, c *call) (any, error) {
+	var p runPayload
+	if err := decodeObject("payload", c.payload, &p); err != nil {
+		return nil, err
+	}
+	if p.SandboxID == "" {
+		return nil, invalidf(`field "sandboxId": required`)
+	}
+	c.sandboxID = p.SandboxID
+
+	onOutput := func(sandbox.Output) {}
+	if p.StreamID != nil {
+		id := *p.StreamID
+		if n := utf8.RuneCountInString(id); n < 1 || n > maxStreamIDLen {
+			return nil, invalidf(`field "streamId": must be 1-%d characters, got %d`, maxStreamIDLen, n)
+		}
+		if !sess.reserveStream(id) {
+			return nil, invalidf(`field "streamId": %q is already used by a request in flight`, id)
+		}
+		defer sess.releaseStream(id)
+		out := &streamEmitter{sess: sess, ctx: ctx, streamID: id}
+		defer out.finish()
+		onOutput = out.output
+	}
+	res, err := sess.h.svc.RunCommand(ctx, sess.principal.Tenant, p.SandboxID, p.request(), onOutput)
+	if err != nil {
+		return nil, err
+	}
+	return toCommandResult(res), nil
+}
+
+func (sess *session) reserveStream(id string) bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.streams[id] {
+		return false
+	}
+	sess.streams[id] = true
+	return true
+}
+
+func (sess *session) releaseStream(id string) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	delete(sess.streams, id)
+}
+
+// streamEmitter sends one command's output as stream:output events.
+type streamEmitter struct {
+	sess     *session
+	ctx      context.Context
+	streamID string
+
+	mu   sync.Mutex
+	done bool // RunCommand returned: later output would follow the ack
+}
+
+// output is the RunCommand callback. It waits while the connection's
+// send window is full (see sendWindow), which holds the command's output
+// back instead of queueing it without bound; when the socket is gone it
+// drops the line (the command is being cancelled).
+func (e *streamEmitter) output(o sandbox.Output) {
+	if err := e.sess.window.wait(e.ctx); err != nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done {
+		return
+	}
+	_ = e.sess.sock.Emit("stream:output", streamOutputJSON{
+		StreamID:  e.streamID,
+		Stream:    o.Stream,
+		Line:      o.Line,
+		Timestamp: o.Timestamp.UnixMilli(),
+	})
+}
+
+func (e *streamEmitter) finish() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.done = true
+}
