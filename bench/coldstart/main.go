@@ -1,0 +1,142 @@
+// Command coldstart measures create → first command latency through the Go
+// SDK against a real sdbx server on 127.0.0.1: for each of -n runs it
+// creates a sandbox, runs one command in it, and (untimed) deletes it.
+//
+//	sudo go run ./bench/coldstart -n 50
+//
+// Without -url it builds ./cmd/sdbx and starts its own server on a free
+// loopback port with a temporary data directory.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	sdbx "github.com/sdbx/sdbx/sdk/go"
+)
+
+func main() {
+	n := flag.Int("n", 50, "number of sandboxes to create")
+	url := flag.String("url", "", "server URL (default: start a server)")
+	key := flag.String("api-key", os.Getenv("SDBX_API_KEY"), "API key for -url")
+	tmpl := flag.String("template", "python-3-11", "template")
+	cmd := flag.String("command", "python3 -c 'print(1)'", "first command")
+	flag.Parse()
+	if err := run(*n, *url, *key, *tmpl, *cmd); err != nil {
+		fmt.Fprintln(os.Stderr, "coldstart:", err)
+		os.Exit(1)
+	}
+}
+
+func run(n int, url, key, tmpl, command string) error {
+	ctx := context.Background()
+	if url == "" {
+		stop, u, k, err := startServer()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		url, key = u, k
+	}
+	c, err := sdbx.New(sdbx.Config{ServerURL: url, APIKey: key})
+	if err != nil {
+		return err
+	}
+	var create, first, total []time.Duration
+	for i := 0; i < n+1; i++ {
+		t0 := time.Now()
+		sb, err := c.CreateSandbox(ctx, sdbx.CreateSandboxOptions{TemplateID: tmpl})
+		if err != nil {
+			return err
+		}
+		t1 := time.Now()
+		res, err := c.RunCommand(ctx, sb.ID, sdbx.Command{Command: command})
+		if err != nil {
+			return err
+		}
+		t2 := time.Now()
+		if res.ExitCode != 0 {
+			return fmt.Errorf("command exited %d: %v", res.ExitCode, res.Stderr)
+		}
+		if err := c.DeleteSandbox(ctx, sb.ID); err != nil {
+			return err
+		}
+		if i == 0 {
+			continue // warm-up: page cache, first cgroup parent
+		}
+		create, first, total = append(create, t1.Sub(t0)), append(first, t2.Sub(t1)), append(total, t2.Sub(t0))
+	}
+	fmt.Printf("template %s, command %q, %d runs (create → command done; delete untimed)\n", tmpl, command, n)
+	fmt.Printf("%-22s %9s %9s %9s %9s\n", "", "p50", "p90", "p99", "max")
+	for _, row := range []struct {
+		name string
+		d    []time.Duration
+	}{{"create", create}, {"first command", first}, {"create → first result", total}} {
+		slices.Sort(row.d)
+		fmt.Printf("%-22s %9s %9s %9s %9s\n", row.name, ms(pct(row.d, 50)), ms(pct(row.d, 90)), ms(pct(row.d, 99)), ms(row.d[len(row.d)-1]))
+	}
+	return nil
+}
+
+func pct(d []time.Duration, p int) time.Duration { return d[(len(d)-1)*p/100] }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// startServer builds sdbx and runs it on a free loopback port.
+func startServer() (stop func(), url, key string, err error) {
+	dir, err := os.MkdirTemp("", "sdbx-bench-")
+	if err != nil {
+		return nil, "", "", err
+	}
+	bin := filepath.Join(dir, "sdbx")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/sdbx")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, "", "", fmt.Errorf("build sdbx (run from the repository root): %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", "", err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var b [16]byte
+	rand.Read(b[:])
+	key = hex.EncodeToString(b[:])
+	srv := exec.Command(bin, "serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", "warn")
+	srv.Env = append(os.Environ(), "SDBX_API_KEY="+key)
+	srv.Stderr = os.Stderr
+	if err := srv.Start(); err != nil {
+		return nil, "", "", err
+	}
+	url = "http://" + addr
+	stop = func() {
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+		os.RemoveAll(dir)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url + "/v1/health"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return stop, url, key, nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return nil, "", "", fmt.Errorf("server did not become healthy at %s", url)
+}
