@@ -1,0 +1,194 @@
+package sdbx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+)
+
+// defaultCommandTimeout is the server's default command timeout; RunCommand
+// uses it to bound its wait when Command.Timeout is 0.
+const defaultCommandTimeout = 60 * time.Second
+
+const ndjson = "application/x-ndjson"
+
+// RunOption adds an optional behaviour to RunCommand.
+type RunOption func(*runOptions)
+
+type runOptions struct {
+	onStdout func(OutputLine)
+	onStderr func(OutputLine)
+}
+
+// OnStdout calls fn for each stdout line, in order, as the server streams
+// it. Calls come from the goroutine that called RunCommand, all before it
+// returns; a slow fn slows the stream down (nothing is dropped).
+func OnStdout(fn func(OutputLine)) RunOption {
+	return func(o *runOptions) { o.onStdout = fn }
+}
+
+// OnStderr calls fn for each stderr line, like OnStdout.
+func OnStderr(fn func(OutputLine)) RunOption {
+	return func(o *runOptions) { o.onStderr = fn }
+}
+
+// commandBody is the wire form of Command.
+type commandBody struct {
+	Command   string            `json:"command,omitempty"`
+	Args      []string          `json:"args,omitempty"`
+	Envs      map[string]string `json:"envs,omitempty"`
+	Cwd       string            `json:"cwd,omitempty"`
+	TimeoutMs int64             `json:"timeoutMs,omitempty"`
+}
+
+// streamEvent is one line of the NDJSON response of POST .../commands.
+type streamEvent struct {
+	Type      string         `json:"type"`
+	Line      string         `json:"line"`
+	Timestamp int64          `json:"timestamp"`
+	Result    *CommandResult `json:"result"`
+	Error     *wireError     `json:"error"`
+}
+
+// RunCommand runs cmd in sandbox id and returns its result once it has
+// exited; a non-zero exit code is not an error. Output lines are streamed
+// to the OnStdout/OnStderr callbacks while the command runs.
+//
+// A command killed at its timeout fails with a *TimeoutError. Bad input
+// (neither or both of Command and Args, a relative Cwd, ...) fails with a
+// *SandboxError matching ErrInvalidArgument, an unknown sandbox with one
+// matching ErrNotFound, a sandbox that is not running with ErrConflict.
+// RunCommand is never retried automatically; cancelling ctx closes the
+// connection, and the server then kills the command.
+func (c *Client) RunCommand(ctx context.Context, id string, cmd Command, opts ...RunOption) (*CommandResult, error) {
+	if err := checkID(opSandbox, "sandboxId", id); err != nil {
+		return nil, err
+	}
+	var o runOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	r := &request{
+		method: http.MethodPost,
+		path:   []string{"sandboxes", id, "commands"},
+		accept: ndjson,
+		kind:   opSandbox, sandboxID: id,
+	}
+	body, err := json.Marshal(commandBody{
+		Command:   cmd.Command,
+		Args:      cmd.Args,
+		Envs:      cmd.Env,
+		Cwd:       cmd.Cwd,
+		TimeoutMs: durationMs(cmd.Timeout),
+	})
+	if err != nil {
+		return nil, &SandboxError{Code: CodeInvalidArgument, Message: fmt.Sprintf("%s: encode request: %v", r.op(), err), SandboxID: id}
+	}
+
+	// The wait is bounded by the command's own timeout plus the client's
+	// per-call timeout for setup and transfer.
+	limit := c.timeout
+	switch {
+	case cmd.Timeout > 0:
+		limit += cmd.Timeout
+	case cmd.Timeout == 0:
+		limit += defaultCommandTimeout
+	}
+	streamCtx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+
+	resp, err := c.send(streamCtx, r, body)
+	if err != nil {
+		if streamCtx.Err() != nil {
+			return nil, c.contextError(ctx, r.op(), limit)
+		}
+		return nil, err
+	}
+	defer resp.Body.Close()
+
+	res, err := c.readStream(resp, r, &o)
+	if err != nil && streamCtx.Err() != nil {
+		return nil, c.contextError(ctx, r.op(), limit)
+	}
+	return res, err
+}
+
+// readStream decodes the response of a command: an NDJSON stream, or (from
+// a server that ignored Accept) a plain CommandResult, whose lines are then
+// replayed to the callbacks without timestamps.
+func (c *Client) readStream(resp *http.Response, r *request, o *runOptions) (*CommandResult, error) {
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	dec := json.NewDecoder(resp.Body)
+	if mt == "application/json" {
+		var res CommandResult
+		if err := dec.Decode(&res); err != nil {
+			return nil, decodeError(r, err)
+		}
+		for _, l := range res.Stdout {
+			emit(o.onStdout, OutputLine{Stream: "stdout", Line: l})
+		}
+		for _, l := range res.Stderr {
+			emit(o.onStderr, OutputLine{Stream: "stderr", Line: l})
+		}
+		return &res, nil
+	}
+	for {
+		var ev streamEvent
+		if err := dec.Decode(&ev); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, connectionError(r.op(), errors.New("stream ended before the command's result"))
+			}
+			return nil, decodeError(r, err)
+		}
+		switch ev.Type {
+		case "stdout":
+			emit(o.onStdout, outputLine(ev))
+		case "stderr":
+			emit(o.onStderr, outputLine(ev))
+		case "result":
+			if ev.Result == nil {
+				return nil, &Error{Code: CodeInternal, Message: r.op() + `: result event without "result"`, StatusCode: resp.StatusCode}
+			}
+			return ev.Result, nil
+		case "error":
+			we := wireError{Code: CodeInternal, Message: r.op() + ": error event without details"}
+			if ev.Error != nil {
+				we = *ev.Error
+			}
+			return nil, apiError(r.kind, r.sandboxID, we, statusCode(we.Code), 0)
+		default:
+			// Unknown event types are ignored so that the server can add
+			// new ones.
+		}
+	}
+}
+
+func outputLine(ev streamEvent) OutputLine {
+	l := OutputLine{Stream: ev.Type, Line: ev.Line}
+	if ev.Timestamp != 0 {
+		l.Timestamp = time.UnixMilli(ev.Timestamp)
+	}
+	return l
+}
+
+func emit(fn func(OutputLine), l OutputLine) {
+	if fn != nil {
+		fn(l)
+	}
+}
+
+// decodeError classifies a failure to decode a response body: malformed
+// JSON is a server bug, anything else a broken connection.
+func decodeError(r *request, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &se) || errors.As(err, &te) {
+		return &Error{Code: CodeInternal, Message: fmt.Sprintf("%s: decode response: %v", r.op(), err)}
+	}
+	return connectionError(r.op()+": read response", err)
+}
