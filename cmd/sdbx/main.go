@@ -55,4 +55,6 @@ Sandboxes (talk to a server; --url/SDBX_URL, --api-key/SDBX_API_KEY):
 
 Internal:
   agent                         the in-sandbox agent (started by the runtime)
+
+Every verb takes -h. Flags, environment and exit codes: docs/cli.md.
 `
