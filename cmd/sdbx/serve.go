@@ -83,6 +83,11 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	for id := range cfg.Pool {
+		if _, err := catalog.Get(id); err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+	}
 	driver, err := linux.New(linux.Config{
 		StateDir:     filepath.Join(cfg.DataDir, "sandboxes"),
 		CgroupParent: cgroupParent(cfg.DataDir),
@@ -94,6 +99,7 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	svc := sandbox.New(sandbox.Config{
 		DefaultExpiry: cfg.DefaultExpiry,
 		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
+		Pool:          cfg.Pool,
 	}, st, driver, catalog, log)
 
 	handler, err := api.NewHandler(svc, auth.NewKeys(st), log, version)

@@ -38,6 +38,9 @@ type Server struct {
 	PIDs     int64   `json:"pids"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
+	// Pool is the warm pool: pre-created sandboxes kept ready per template
+	// id. Written "python-3-11=2,nodejs-18=1" in flags and environment.
+	Pool map[string]int `json:"pool"`
 }
 
 // Defaults returns the embedded defaults.
@@ -50,7 +53,31 @@ func Defaults() Server {
 		MemoryMB:        1024,
 		PIDs:            512,
 		ShutdownTimeout: 10 * time.Second,
+		Pool:            map[string]int{"python-3-11": 2},
 	}
+}
+
+// maxPool bounds one template's warm pool.
+const maxPool = 256
+
+// ParsePool parses "id=n,id=n" ("" and "none" mean no pool).
+func ParsePool(v string) (map[string]int, error) {
+	pool := map[string]int{}
+	if v == "" || v == "none" {
+		return pool, nil
+	}
+	for _, part := range strings.Split(v, ",") {
+		id, n, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || id == "" {
+			return nil, fmt.Errorf("%q: want TEMPLATE=SIZE", part)
+		}
+		size, err := strconv.Atoi(n)
+		if err != nil {
+			return nil, fmt.Errorf("%q: size %q is not a number", part, n)
+		}
+		pool[id] = size
+	}
+	return pool, nil
 }
 
 // env names the environment variable of each setting.
@@ -58,7 +85,7 @@ var env = map[string]string{
 	"addr": "SDBX_ADDR", "data-dir": "SDBX_DATA_DIR", "api-key": "SDBX_API_KEY",
 	"default-expiry": "SDBX_DEFAULT_EXPIRY", "log-level": "SDBX_LOG_LEVEL",
 	"cpu": "SDBX_CPU", "memory-mb": "SDBX_MEMORY_MB", "pids": "SDBX_PIDS",
-	"shutdown-timeout": "SDBX_SHUTDOWN_TIMEOUT",
+	"shutdown-timeout": "SDBX_SHUTDOWN_TIMEOUT", "pool": "SDBX_POOL",
 }
 
 // Load builds the configuration from args (flags), the environment and the
@@ -78,6 +105,7 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	fs.Int64Var(&f.MemoryMB, "memory-mb", 0, "memory per sandbox in MiB (env SDBX_MEMORY_MB, default 1024)")
 	fs.Int64Var(&f.PIDs, "pids", 0, "processes per sandbox (env SDBX_PIDS, default 512)")
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 0, "bound on graceful shutdown (env SDBX_SHUTDOWN_TIMEOUT, default 10s)")
+	poolFlag := fs.String("pool", "", `warm pool per template, e.g. "python-3-11=2,nodejs-18=1" or "none" (env SDBX_POOL, default python-3-11=2)`)
 	if err := fs.Parse(args); err != nil {
 		return Server{}, err
 	}
@@ -108,6 +136,13 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	override("memory-mb", func() { cfg.MemoryMB = f.MemoryMB })
 	override("pids", func() { cfg.PIDs = f.PIDs })
 	override("shutdown-timeout", func() { cfg.ShutdownTimeout = f.ShutdownTimeout })
+	if set["pool"] {
+		p, err := ParsePool(*poolFlag)
+		if err != nil {
+			return Server{}, fmt.Errorf("pool %w", err)
+		}
+		cfg.Pool = p
+	}
 	if err := cfg.Validate(); err != nil {
 		return Server{}, err
 	}
@@ -171,6 +206,7 @@ func applyEnv(cfg *Server) error {
 	parse("cpu", func(v string) (err error) { cfg.CPU, err = strconv.ParseFloat(v, 64); return })
 	parse("memory-mb", func(v string) (err error) { cfg.MemoryMB, err = strconv.ParseInt(v, 10, 64); return })
 	parse("pids", func(v string) (err error) { cfg.PIDs, err = strconv.ParseInt(v, 10, 64); return })
+	parse("pool", func(v string) (err error) { cfg.Pool, err = ParsePool(v); return })
 	return errors.Join(errs...)
 }
 
@@ -199,6 +235,11 @@ func (c Server) Validate() error {
 	}
 	if c.PIDs < 8 {
 		errs = append(errs, fmt.Errorf("pids %d: must be at least 8", c.PIDs))
+	}
+	for id, n := range c.Pool {
+		if n < 0 || n > maxPool {
+			errs = append(errs, fmt.Errorf("pool %s=%d: size must be between 0 and %d", id, n, maxPool))
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout %s: must be positive", c.ShutdownTimeout))

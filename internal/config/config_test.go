@@ -40,7 +40,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != ":3000" || cfg.DataDir != "/var/lib/sdbx" {
+	if cfg.Addr != ":3000" || cfg.DataDir != "/var/lib/sdbx" || cfg.Pool["python-3-11"] != 2 {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 }
@@ -58,6 +58,9 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{"negative expiry", []string{"--default-expiry", "-1s"}, nil, "default-expiry"},
 		{"bad env number", nil, map[string]string{"SDBX_MEMORY_MB": "lots"}, "SDBX_MEMORY_MB"},
 		{"tiny memory", []string{"--memory-mb", "1"}, nil, "memory-mb"},
+		{"bad pool", []string{"--pool", "python-3-11"}, nil, "TEMPLATE=SIZE"},
+		{"bad pool size", nil, map[string]string{"SDBX_POOL": "a=x"}, "SDBX_POOL"},
+		{"negative pool", []string{"--pool", "a=-1"}, nil, "pool a=-1"},
 		{"extra argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown file field", nil, map[string]string{"SDBX_CONFIG": "unknown"}, "unknown field"},
 	} {
@@ -75,5 +78,19 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 				t.Fatalf("Load(%v) error = %v, want mention of %q", tc.args, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestPoolFlag(t *testing.T) {
+	cfg, err := Load([]string{"--pool", "python-3-11=3, nodejs-18=1"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Pool) != 2 || cfg.Pool["python-3-11"] != 3 || cfg.Pool["nodejs-18"] != 1 {
+		t.Fatalf("pool = %v", cfg.Pool)
+	}
+	cfg, err = Load([]string{"--pool", "none"}, io.Discard)
+	if err != nil || len(cfg.Pool) != 0 {
+		t.Fatalf("--pool none = %v, %v", cfg.Pool, err)
 	}
 }

@@ -43,6 +43,9 @@ type Config struct {
 	ExpiryInterval time.Duration
 	// Resources are the limits given to every sandbox.
 	Resources runtime.Resources
+	// Pool is the number of pre-created sandboxes kept ready per template
+	// id (the warm pool); a template that is not listed has none.
+	Pool map[string]int
 }
 
 // Service is the sandbox domain service. All methods take the caller's
@@ -53,6 +56,8 @@ type Service struct {
 	driver    runtime.Driver
 	templates Templates
 	log       *slog.Logger
+
+	pool *pool
 
 	mu   sync.Mutex
 	live map[string]*liveSandbox // by id, sandboxes with work in flight
@@ -73,7 +78,7 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 	}
 	return &Service{
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
-		live: map[string]*liveSandbox{},
+		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
 	}
 }
 
@@ -90,26 +95,20 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 	if tmpl.Status != "ready" {
 		return Sandbox{}, fmt.Errorf("template %q is %s on this server: %w", tmpl.ID, tmpl.Status, errdefs.ErrConflict)
 	}
+	if id := s.claimPooled(ctx, tmpl.ID); id != "" {
+		sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
+		sb.Status = StatusReady
+		if err := s.store.CreateSandbox(ctx, sb); err != nil {
+			s.deleteQuietly(context.WithoutCancel(ctx), id)
+			return Sandbox{}, err
+		}
+		return sb, nil
+	}
 	id, err := newID()
 	if err != nil {
 		return Sandbox{}, err
 	}
-	now := time.Now().UTC()
-	sb := Sandbox{
-		ID: id, Name: opts.Name, TemplateID: tmpl.ID, Status: StatusCreating,
-		EnvVars: copyEnv(opts.Env), CreatedAt: now, UpdatedAt: now, Tenant: tenant,
-	}
-	if sb.Name == "" {
-		sb.Name = id
-	}
-	expiry := opts.Expiry
-	if expiry == 0 {
-		expiry = s.cfg.DefaultExpiry
-	}
-	if expiry > 0 {
-		t := now.Add(expiry)
-		sb.ExpiresAt = &t
-	}
+	sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
 	if err := s.store.CreateSandbox(ctx, sb); err != nil {
 		return Sandbox{}, err
 	}
@@ -128,6 +127,27 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 		return Sandbox{}, err
 	}
 	return sb, nil
+}
+
+// newRecord builds the record of a new sandbox, status creating.
+func newRecord(id, tenant, templateID string, opts CreateOptions, defaultExpiry time.Duration) Sandbox {
+	now := time.Now().UTC()
+	sb := Sandbox{
+		ID: id, Name: opts.Name, TemplateID: templateID, Status: StatusCreating,
+		EnvVars: copyEnv(opts.Env), CreatedAt: now, UpdatedAt: now, Tenant: tenant,
+	}
+	if sb.Name == "" {
+		sb.Name = id
+	}
+	expiry := opts.Expiry
+	if expiry == 0 {
+		expiry = defaultExpiry
+	}
+	if expiry > 0 {
+		t := now.Add(expiry)
+		sb.ExpiresAt = &t
+	}
+	return sb
 }
 
 // forget removes every trace of a sandbox whose creation failed.
@@ -240,8 +260,16 @@ func (s *Service) Template(ctx context.Context, tenant, id string) (template.Tem
 	return s.templates.Get(id)
 }
 
-// Run terminates expired sandboxes until ctx is cancelled.
+// Run keeps the warm pool filled and terminates expired sandboxes until ctx
+// is cancelled; then it deletes the pooled sandboxes and returns.
 func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.refill(ctx)
+	}()
+	defer wg.Wait()
 	t := time.NewTicker(s.cfg.ExpiryInterval)
 	defer t.Stop()
 	for {

@@ -462,3 +462,61 @@ func TestTemplatesPaging(t *testing.T) {
 		}
 	}
 }
+
+func TestWarmPool(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sdbx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := newFakeDriver()
+	svc := sandbox.New(sandbox.Config{Pool: map[string]int{"py": 2}}, st, d, catalog, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+
+	waitReady := func(n int) {
+		t.Helper()
+		for svc.PoolStats().Ready["py"] != n {
+			select {
+			case <-t.Context().Done():
+				t.Fatalf("pool never reached %d ready", n)
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
+	waitReady(2)
+	pooled, _ := d.List(t.Context())
+	seen := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		sb, err := svc.Create(t.Context(), "t1", sandbox.CreateOptions{TemplateID: "py", Name: fmt.Sprint("n", i), Env: map[string]string{"K": "v"}, Expiry: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[sb.ID] {
+			t.Fatalf("sandbox %s served twice", sb.ID)
+		}
+		seen[sb.ID] = true
+		if sb.Name != fmt.Sprint("n", i) || sb.EnvVars["K"] != "v" || sb.ExpiresAt == nil || sb.Status != sandbox.StatusReady {
+			t.Fatalf("claimed sandbox did not get its options: %+v", sb)
+		}
+		if i == 0 && !slices.Contains(pooled, sb.ID) {
+			t.Fatalf("first create did not come from the pool (%s not in %v)", sb.ID, pooled)
+		}
+		waitReady(2)
+	}
+	if st := svc.PoolStats(); st.Hits < 1 || st.Size["py"] != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	if list, _ := svc.List(t.Context(), "t1"); len(list) != 3 {
+		t.Fatalf("list shows %d sandboxes, want the 3 claimed (pooled ones are nobody's)", len(list))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	left, _ := d.List(t.Context())
+	if len(left) != 3 {
+		t.Fatalf("after shutdown the driver has %d sandboxes, want only the 3 claimed: %v", len(left), left)
+	}
+}

@@ -1,0 +1,186 @@
+package sandbox
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/sdbx/sdbx/internal/agentclient"
+	"github.com/sdbx/sdbx/internal/runtime"
+)
+
+// pool keeps pre-created sandboxes per template so that Create can claim
+// one instead of starting a sandbox while the client waits. Pooled
+// sandboxes are running but unrecorded: nobody owns them, no list shows
+// them, and after a crash Recover sweeps them as unknown state. A claimed
+// sandbox leaves the pool for good, so a used sandbox is never served again.
+type pool struct {
+	want map[string]int // template id → size
+	kick chan struct{}
+
+	mu    sync.Mutex
+	ready map[string][]string // template id → sandbox ids, oldest first
+	stats PoolStats
+}
+
+// PoolStats counts pool activity since the server started.
+type PoolStats struct {
+	// Ready is the number of pooled sandboxes per template right now.
+	Ready map[string]int `json:"ready"`
+	// Size is the configured size per template.
+	Size map[string]int `json:"size"`
+	// Hits counts creates served from the pool, Misses creates that found
+	// it empty, Failures refills that failed.
+	Hits     int64 `json:"hits"`
+	Misses   int64 `json:"misses"`
+	Failures int64 `json:"failures"`
+}
+
+func newPool(want map[string]int) *pool {
+	return &pool{want: want, kick: make(chan struct{}, 1), ready: map[string][]string{}}
+}
+
+// take claims a pooled sandbox of the template, if one is ready.
+func (p *pool) take(templateID string) (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.want[templateID] == 0 {
+		return "", false
+	}
+	ids := p.ready[templateID]
+	if len(ids) == 0 {
+		p.stats.Misses++
+		p.wake()
+		return "", false
+	}
+	id := ids[0]
+	p.ready[templateID] = ids[1:]
+	p.stats.Hits++
+	p.wake()
+	return id, true
+}
+
+func (p *pool) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// deficit returns a template that needs another sandbox, if any.
+func (p *pool) deficit() (string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, n := range p.want {
+		if len(p.ready[id]) < n {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+func (p *pool) put(templateID, id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ready[templateID] = append(p.ready[templateID], id)
+}
+
+func (p *pool) drain() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var all []string
+	for t, ids := range p.ready {
+		all = append(all, ids...)
+		delete(p.ready, t)
+	}
+	return all
+}
+
+func (p *pool) snapshot() PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.stats
+	st.Ready, st.Size = map[string]int{}, map[string]int{}
+	for id, n := range p.want {
+		st.Size[id] = n
+		st.Ready[id] = len(p.ready[id])
+	}
+	return st
+}
+
+// PoolStats reports the warm pool.
+func (s *Service) PoolStats() PoolStats { return s.pool.snapshot() }
+
+// claimPooled returns a ready pooled sandbox of the template whose agent
+// answers, or "" when none is.
+func (s *Service) claimPooled(ctx context.Context, templateID string) string {
+	for {
+		id, ok := s.pool.take(templateID)
+		if !ok {
+			return ""
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := agentclient.New(s.dialer(id)).Ping(pctx)
+		cancel()
+		if err == nil {
+			return id
+		}
+		s.log.Warn("pooled sandbox did not answer; discarding it", "sandbox_id", id, "err", err)
+		s.deleteQuietly(context.WithoutCancel(ctx), id)
+	}
+}
+
+// refill keeps the pool at its configured sizes until ctx is cancelled,
+// then deletes the pooled sandboxes.
+func (s *Service) refill(ctx context.Context) {
+	defer func() {
+		for _, id := range s.pool.drain() {
+			s.deleteQuietly(context.WithoutCancel(ctx), id)
+		}
+	}()
+	retry := time.NewTicker(time.Second)
+	defer retry.Stop()
+	for {
+		for ctx.Err() == nil {
+			templateID, ok := s.pool.deficit()
+			if !ok {
+				break
+			}
+			if err := s.fillOne(ctx, templateID); err != nil {
+				s.pool.mu.Lock()
+				s.pool.stats.Failures++
+				s.pool.mu.Unlock()
+				s.log.Error("refill warm pool", "template", templateID, "err", err)
+				break // try again on the next tick
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.pool.kick:
+		case <-retry.C:
+		}
+	}
+}
+
+func (s *Service) fillOne(ctx context.Context, templateID string) error {
+	tmpl, err := s.templates.Get(templateID)
+	if err != nil {
+		return err
+	}
+	id, err := newID()
+	if err != nil {
+		return err
+	}
+	if err := s.driver.Create(ctx, runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: s.cfg.Resources}); err != nil {
+		return err
+	}
+	s.pool.put(templateID, id)
+	return nil
+}
+
+func (s *Service) deleteQuietly(ctx context.Context, id string) {
+	if err := s.driver.Delete(ctx, id); err != nil {
+		s.log.Error("delete sandbox", "sandbox_id", id, "err", err)
+	}
+}
