@@ -2,7 +2,8 @@
 // SDK against a real sdbx server on 127.0.0.1: for each of -n runs it
 // creates a sandbox, runs one command in it, and (untimed) deletes it.
 //
-//	sudo go run ./bench/coldstart -n 50
+//	sudo go run ./bench/coldstart -n 50              # with the default warm pool
+//	sudo go run ./bench/coldstart -n 50 -pool none   # cold starts
 //
 // Without -url it builds ./cmd/sdbx and starts its own server on a free
 // loopback port with a temporary data directory.
@@ -32,17 +33,18 @@ func main() {
 	key := flag.String("api-key", os.Getenv("SDBX_API_KEY"), "API key for -url")
 	tmpl := flag.String("template", "python-3-11", "template")
 	cmd := flag.String("command", "python3 -c 'print(1)'", "first command")
+	pool := flag.String("pool", "", `warm pool of the started server ("none" for cold starts; default the server's)`)
 	flag.Parse()
-	if err := run(*n, *url, *key, *tmpl, *cmd); err != nil {
+	if err := run(*n, *url, *key, *tmpl, *cmd, *pool); err != nil {
 		fmt.Fprintln(os.Stderr, "coldstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, url, key, tmpl, command string) error {
+func run(n int, url, key, tmpl, command, pool string) error {
 	ctx := context.Background()
 	if url == "" {
-		stop, u, k, err := startServer()
+		stop, u, k, err := startServer(pool)
 		if err != nil {
 			return err
 		}
@@ -94,7 +96,7 @@ func pct(d []time.Duration, p int) time.Duration { return d[(len(d)-1)*p/100] }
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
 // startServer builds sdbx and runs it on a free loopback port.
-func startServer() (stop func(), url, key string, err error) {
+func startServer(pool string) (stop func(), url, key string, err error) {
 	dir, err := os.MkdirTemp("", "sdbx-bench-")
 	if err != nil {
 		return nil, "", "", err
@@ -115,7 +117,11 @@ func startServer() (stop func(), url, key string, err error) {
 	var b [16]byte
 	rand.Read(b[:])
 	key = hex.EncodeToString(b[:])
-	srv := exec.Command(bin, "serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", "warn")
+	args := []string{"serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", "warn"}
+	if pool != "" {
+		args = append(args, "--pool", pool)
+	}
+	srv := exec.Command(bin, args...)
 	srv.Env = append(os.Environ(), "SDBX_API_KEY="+key)
 	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
