@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
+	"sync"
 	"time"
 
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -30,6 +32,10 @@ type KeyStore interface {
 	PutKey(ctx context.Context, k Key) error
 	// KeyByID returns errdefs.ErrNotFound for an unknown id.
 	KeyByID(ctx context.Context, id string) (Key, error)
+	// ListKeys returns every key, oldest first.
+	ListKeys(ctx context.Context) ([]Key, error)
+	// DeleteKey removes a key. Returns errdefs.ErrNotFound for an unknown id.
+	DeleteKey(ctx context.Context, id string) error
 }
 
 // AdminKeyID is the id of the key taken from SDBX_API_KEY or generated on
@@ -54,10 +60,13 @@ func NewKey() (string, error) {
 	return "sdbx_" + hex.EncodeToString(b[:]), nil
 }
 
-// Keys authenticates against a KeyStore. Every call reads the store, so a
-// revoked key is refused at once.
+// Keys authenticates against a KeyStore and manages keys. Every call reads
+// the store, so a revoked key is refused at once.
 type Keys struct {
 	store KeyStore
+
+	mu       sync.Mutex
+	onRevoke []func(Key)
 }
 
 var _ Authenticator = (*Keys)(nil)
@@ -107,4 +116,81 @@ func EnsureAdmin(ctx context.Context, store KeyStore, fromEnv string) (generated
 
 func adminKey(secret string) Key {
 	return Key{ID: AdminKeyID, Name: AdminKeyID, Hash: Hash(secret), Tenant: DefaultTenant, Admin: true, CreatedAt: time.Now().UTC()}
+}
+
+// keyName is what a key's name may look like.
+var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// OnRevoke registers fn to run after a key is revoked (the transports use
+// it to close the key's open connections).
+func (k *Keys) OnRevoke(fn func(Key)) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.onRevoke = append(k.onRevoke, fn)
+}
+
+// Create makes a new key named name with a tenant of its own and returns
+// the secret, which is shown once and never stored. Only admin keys may
+// create keys.
+func (k *Keys) Create(ctx context.Context, caller Principal, name string) (string, Key, error) {
+	if !caller.Admin {
+		return "", Key{}, fmt.Errorf("only the admin key may create keys: %w", errdefs.ErrPermissionDenied)
+	}
+	if !keyName.MatchString(name) {
+		return "", Key{}, fmt.Errorf("name %q: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit: %w", name, errdefs.ErrInvalidArgument)
+	}
+	secret, err := NewKey()
+	if err != nil {
+		return "", Key{}, err
+	}
+	id, err := NewKey()
+	if err != nil {
+		return "", Key{}, err
+	}
+	id = "key-" + id[len("sdbx_"):len("sdbx_")+12]
+	key := Key{ID: id, Name: name, Hash: Hash(secret), Tenant: id, CreatedAt: time.Now().UTC()}
+	if err := k.store.PutKey(ctx, key); err != nil {
+		return "", Key{}, err
+	}
+	return secret, key, nil
+}
+
+// List returns every key (never their secrets). Admin only.
+func (k *Keys) List(ctx context.Context, caller Principal) ([]Key, error) {
+	if !caller.Admin {
+		return nil, fmt.Errorf("only the admin key may list keys: %w", errdefs.ErrPermissionDenied)
+	}
+	return k.store.ListKeys(ctx)
+}
+
+// Revoke deletes the key with the given id or name; it is refused from the
+// next request on. The admin key can't be revoked (replace it with
+// SDBX_API_KEY). Admin only.
+func (k *Keys) Revoke(ctx context.Context, caller Principal, idOrName string) (Key, error) {
+	if !caller.Admin {
+		return Key{}, fmt.Errorf("only the admin key may revoke keys: %w", errdefs.ErrPermissionDenied)
+	}
+	keys, err := k.store.ListKeys(ctx)
+	if err != nil {
+		return Key{}, err
+	}
+	for _, key := range keys {
+		if key.ID != idOrName && key.Name != idOrName {
+			continue
+		}
+		if key.ID == AdminKeyID {
+			return Key{}, fmt.Errorf("the admin key can't be revoked; set SDBX_API_KEY to replace it: %w", errdefs.ErrInvalidArgument)
+		}
+		if err := k.store.DeleteKey(ctx, key.ID); err != nil {
+			return Key{}, err
+		}
+		k.mu.Lock()
+		hooks := append([]func(Key){}, k.onRevoke...)
+		k.mu.Unlock()
+		for _, fn := range hooks {
+			fn(key)
+		}
+		return key, nil
+	}
+	return Key{}, fmt.Errorf("key %q: %w", idOrName, errdefs.ErrNotFound)
 }

@@ -72,3 +72,60 @@ func TestAuthenticateRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestKeyManagement(t *testing.T) {
+	s := openStore(t)
+	ctx := t.Context()
+	if _, err := auth.EnsureAdmin(ctx, s, "root-key"); err != nil {
+		t.Fatal(err)
+	}
+	keys := auth.NewKeys(s)
+	admin, err := keys.Authenticate(ctx, "root-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revoked []string
+	keys.OnRevoke(func(k auth.Key) { revoked = append(revoked, k.ID) })
+
+	secret, key, err := keys.Create(ctx, admin, "ci-runner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := keys.Authenticate(ctx, secret)
+	if err != nil || p.Admin || p.Tenant == admin.Tenant || p.KeyID != key.ID {
+		t.Fatalf("new key authenticates as %+v, %v; want its own non-admin tenant", p, err)
+	}
+	if _, _, err := keys.Create(ctx, p, "sneaky"); !errors.Is(err, errdefs.ErrPermissionDenied) {
+		t.Fatalf("non-admin create: %v", err)
+	}
+	if _, err := keys.List(ctx, p); !errors.Is(err, errdefs.ErrPermissionDenied) {
+		t.Fatalf("non-admin list: %v", err)
+	}
+	if _, _, err := keys.Create(ctx, admin, "ci-runner"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	for _, bad := range []string{"", "has space", "-leading", strings.Repeat("x", 65)} {
+		if _, _, err := keys.Create(ctx, admin, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("Create(%q): %v, want invalid argument", bad, err)
+		}
+	}
+	list, err := keys.List(ctx, admin)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("List = %+v, %v", list, err)
+	}
+	if _, err := keys.Revoke(ctx, admin, auth.AdminKeyID); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("revoking the admin key: %v", err)
+	}
+	if _, err := keys.Revoke(ctx, admin, "ci-runner"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(ctx, secret); !errors.Is(err, errdefs.ErrUnauthenticated) {
+		t.Fatalf("revoked key still accepted: %v", err)
+	}
+	if len(revoked) != 1 || revoked[0] != key.ID {
+		t.Fatalf("revoke hooks saw %v", revoked)
+	}
+	if _, err := keys.Revoke(ctx, admin, "ci-runner"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("second revoke: %v", err)
+	}
+}

@@ -59,3 +59,36 @@ func scanKey(r scanner) (auth.Key, error) {
 	k.CreatedAt = fromMillis(created)
 	return k, nil
 }
+
+// ListKeys implements auth.KeyStore.
+func (s *Store) ListKeys(ctx context.Context) ([]auth.Key, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE revoked_at IS NULL ORDER BY created_at, id")
+	if err != nil {
+		return nil, fmt.Errorf("query keys: %w", err)
+	}
+	defer rows.Close()
+	out := []auth.Key{}
+	for rows.Next() {
+		k, err := scanKey(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query keys: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteKey implements auth.KeyStore.
+func (s *Store) DeleteKey(ctx context.Context, id string) error {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM api_keys WHERE id = ?", id)
+	if err != nil {
+		return fmt.Errorf("delete key %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("key %s: %w", id, errdefs.ErrNotFound)
+	}
+	return nil
+}
