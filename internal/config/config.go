@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -41,6 +42,10 @@ type Server struct {
 	// Pool is the warm pool: pre-created sandboxes kept ready per template
 	// id. Written "python-3-11=2,nodejs-18=1" in flags and environment.
 	Pool map[string]int `json:"pool"`
+	// RateLimit is requests per second allowed per API key (0 = off), with
+	// bursts of RateBurst.
+	RateLimit float64 `json:"rateLimit"`
+	RateBurst int     `json:"rateBurst"`
 }
 
 // Defaults returns the embedded defaults.
@@ -54,6 +59,7 @@ func Defaults() Server {
 		PIDs:            512,
 		ShutdownTimeout: 10 * time.Second,
 		Pool:            map[string]int{"python-3-11": 2},
+		RateBurst:       100,
 	}
 }
 
@@ -86,6 +92,7 @@ var env = map[string]string{
 	"default-expiry": "SDBX_DEFAULT_EXPIRY", "log-level": "SDBX_LOG_LEVEL",
 	"cpu": "SDBX_CPU", "memory-mb": "SDBX_MEMORY_MB", "pids": "SDBX_PIDS",
 	"shutdown-timeout": "SDBX_SHUTDOWN_TIMEOUT", "pool": "SDBX_POOL",
+	"rate-limit": "SDBX_RATE_LIMIT", "rate-burst": "SDBX_RATE_BURST",
 }
 
 // Load builds the configuration from args (flags), the environment and the
@@ -104,6 +111,8 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	fs.Float64Var(&f.CPU, "cpu", 0, "CPUs per sandbox (env SDBX_CPU, default 1)")
 	fs.Int64Var(&f.MemoryMB, "memory-mb", 0, "memory per sandbox in MiB (env SDBX_MEMORY_MB, default 1024)")
 	fs.Int64Var(&f.PIDs, "pids", 0, "processes per sandbox (env SDBX_PIDS, default 512)")
+	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "requests per second per API key, 0 = off (env SDBX_RATE_LIMIT)")
+	fs.IntVar(&f.RateBurst, "rate-burst", 0, "burst of requests per API key (env SDBX_RATE_BURST, default 100)")
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 0, "bound on graceful shutdown (env SDBX_SHUTDOWN_TIMEOUT, default 10s)")
 	poolFlag := fs.String("pool", "", `warm pool per template, e.g. "python-3-11=2,nodejs-18=1" or "none" (env SDBX_POOL, default python-3-11=2)`)
 	if err := fs.Parse(args); err != nil {
@@ -136,6 +145,8 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	override("memory-mb", func() { cfg.MemoryMB = f.MemoryMB })
 	override("pids", func() { cfg.PIDs = f.PIDs })
 	override("shutdown-timeout", func() { cfg.ShutdownTimeout = f.ShutdownTimeout })
+	override("rate-limit", func() { cfg.RateLimit = f.RateLimit })
+	override("rate-burst", func() { cfg.RateBurst = f.RateBurst })
 	if set["pool"] {
 		p, err := ParsePool(*poolFlag)
 		if err != nil {
@@ -206,6 +217,8 @@ func applyEnv(cfg *Server) error {
 	parse("cpu", func(v string) (err error) { cfg.CPU, err = strconv.ParseFloat(v, 64); return })
 	parse("memory-mb", func(v string) (err error) { cfg.MemoryMB, err = strconv.ParseInt(v, 10, 64); return })
 	parse("pids", func(v string) (err error) { cfg.PIDs, err = strconv.ParseInt(v, 10, 64); return })
+	parse("rate-limit", func(v string) (err error) { cfg.RateLimit, err = strconv.ParseFloat(v, 64); return })
+	parse("rate-burst", func(v string) (err error) { cfg.RateBurst, err = strconv.Atoi(v); return })
 	parse("pool", func(v string) (err error) { cfg.Pool, err = ParsePool(v); return })
 	return errors.Join(errs...)
 }
@@ -240,6 +253,12 @@ func (c Server) Validate() error {
 		if n < 0 || n > maxPool {
 			errs = append(errs, fmt.Errorf("pool %s=%d: size must be between 0 and %d", id, n, maxPool))
 		}
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		errs = append(errs, fmt.Errorf("rate-limit %g: must be 0 (off) or a positive number of requests per second", c.RateLimit))
+	}
+	if c.RateBurst < 1 {
+		errs = append(errs, fmt.Errorf("rate-burst %d: must be at least 1", c.RateBurst))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout %s: must be positive", c.ShutdownTimeout))

@@ -58,6 +58,8 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{"negative expiry", []string{"--default-expiry", "-1s"}, nil, "default-expiry"},
 		{"bad env number", nil, map[string]string{"SDBX_MEMORY_MB": "lots"}, "SDBX_MEMORY_MB"},
 		{"tiny memory", []string{"--memory-mb", "1"}, nil, "memory-mb"},
+		{"negative rate", []string{"--rate-limit", "-1"}, nil, "rate-limit"},
+		{"zero burst", nil, map[string]string{"SDBX_RATE_BURST": "0"}, "rate-burst"},
 		{"bad pool", []string{"--pool", "python-3-11"}, nil, "TEMPLATE=SIZE"},
 		{"bad pool size", nil, map[string]string{"SDBX_POOL": "a=x"}, "SDBX_POOL"},
 		{"negative pool", []string{"--pool", "a=-1"}, nil, "pool a=-1"},
