@@ -38,7 +38,7 @@ type cli struct {
 // not one of them.
 func cliMain(verb string, args []string) (code int, ok bool) {
 	switch verb {
-	case "sandbox", "exec", "run":
+	case "sandbox", "exec", "run", "key":
 	default:
 		return 0, false
 	}
@@ -62,6 +62,8 @@ func (c *cli) run(ctx context.Context, verb string, args []string) int {
 		code, err = c.exec(ctx, args)
 	case "run":
 		code, err = c.runVerb(ctx, args)
+	case "key":
+		code, err = c.key(ctx, args)
 	default:
 		err = usagef("unknown command %q", verb)
 	}

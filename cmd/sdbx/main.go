@@ -53,6 +53,11 @@ Sandboxes (talk to a server; --url/SDBX_URL, --api-key/SDBX_API_KEY):
   exec ID -- CMD [ARGS...]      run a command, stream its output, exit with its code
   run --template ID -- CMD [ARGS...]   create a sandbox, run a command, delete it
 
+API keys (admin key):
+  key create --name N           create a key (own tenant); print its secret
+  key ls                        list keys
+  key rm KEY|NAME               revoke a key
+
 Internal:
   agent                         the in-sandbox agent (started by the runtime)
 
