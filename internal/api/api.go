@@ -12,6 +12,7 @@ package api
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -33,23 +34,89 @@ type Service interface {
 	RunCommand(ctx context.Context, tenant, id string, req sandbox.CommandRequest, onOutput func(sandbox.Output)) (sandbox.CommandResult, error)
 	Templates(ctx context.Context, tenant string, page, pageSize int) (sandbox.TemplatePage, error)
 	Template(ctx context.Context, tenant, id string) (template.Template, error)
+	CreateTemplate(ctx context.Context, tenant string, cfg sandbox.TemplateConfig) (template.Template, error)
+
+	// RunCode calls onEvent for each event, in order, before it returns;
+	// cancelling ctx stops the run. A raised exception is in the result,
+	// not an error.
+	RunCode(ctx context.Context, tenant, sandboxID string, req sandbox.RunCodeRequest, onEvent func(sandbox.CodeEvent)) (sandbox.ExecutionResult, error)
+	CreateContext(ctx context.Context, tenant, sandboxID string, opts sandbox.ContextOptions) (sandbox.CodeContext, error)
+	ListContexts(ctx context.Context, tenant, sandboxID string) ([]sandbox.CodeContext, error)
+	DeleteContext(ctx context.Context, tenant, contextID string) error
+	// RunBatch calls onEvent for the events of every job before it
+	// returns, possibly from several goroutines at once (each job's
+	// events in order).
+	RunBatch(ctx context.Context, tenant, sandboxID string, req sandbox.BatchRequest, onEvent func(jobID string, ev sandbox.CodeEvent)) ([]sandbox.BatchResult, error)
+
+	// WriteFile reads content until EOF (or an error, which fails the
+	// write without changing the file) before it returns.
+	WriteFile(ctx context.Context, tenant, sandboxID, path string, content io.Reader, opts sandbox.WriteFileOptions) (sandbox.FileEntry, error)
+	// OpenFile returns a reader the caller must close.
+	OpenFile(ctx context.Context, tenant, sandboxID, path string) (sandbox.FileEntry, io.ReadCloser, error)
+	DeleteFile(ctx context.Context, tenant, sandboxID, path string, recursive bool) error
+	ListFiles(ctx context.Context, tenant, sandboxID, dir string) (sandbox.FileList, error)
 }
 
 var _ Service = (*sandbox.Service)(nil)
 
 // Limits bound what one client can make the server hold.
 type Limits struct {
-	// MaxBodyBytes is the largest HTTP request body and Socket.IO message.
+	// MaxBodyBytes is the largest HTTP JSON request body and the largest
+	// Socket.IO payload of every event except file:write.
 	MaxBodyBytes int64
 	// StreamWindowBytes is how many bytes of Socket.IO packets one
 	// connection may have queued but not yet handed to its transport before
 	// streamed output waits (see sendWindow).
 	StreamWindowBytes int64
+	// MaxMessageBytes is the largest Socket.IO message (the Engine.IO
+	// maxHttpBufferSize), which bounds file:write. Zero means 16 MiB; it
+	// is never less than MaxBodyBytes.
+	MaxMessageBytes int64
+	// MaxUploadBytes is the largest file body of PUT .../files, which is
+	// streamed to the service, never held whole. Zero means 10 GiB.
+	MaxUploadBytes int64
+	// MaxReadBytes is the largest file file:read returns (the whole
+	// content is held in memory and sent in one ack). Zero means 64 MiB.
+	MaxReadBytes int64
 }
 
-// DefaultLimits returns the limits NewHandler uses: 1 MiB for both.
+// Defaults of the Limits fields that may be left zero.
+const (
+	defaultMaxMessageBytes = 16 << 20
+	defaultMaxUploadBytes  = 10 << 30
+	defaultMaxReadBytes    = 64 << 20
+)
+
+// DefaultLimits returns the limits NewHandler uses: 1 MiB JSON bodies and
+// stream window, 16 MiB Socket.IO messages, 10 GiB HTTP uploads, 64 MiB
+// file:read.
 func DefaultLimits() Limits {
-	return Limits{MaxBodyBytes: 1 << 20, StreamWindowBytes: 1 << 20}
+	return Limits{
+		MaxBodyBytes:      1 << 20,
+		StreamWindowBytes: 1 << 20,
+		MaxMessageBytes:   defaultMaxMessageBytes,
+		MaxUploadBytes:    defaultMaxUploadBytes,
+		MaxReadBytes:      defaultMaxReadBytes,
+	}
+}
+
+// withDefaults checks l and fills in the fields left zero.
+func (l Limits) withDefaults() (Limits, error) {
+	if l.MaxBodyBytes <= 0 || l.StreamWindowBytes <= 0 ||
+		l.MaxMessageBytes < 0 || l.MaxUploadBytes < 0 || l.MaxReadBytes < 0 {
+		return Limits{}, errors.New("api: limits must be positive (or zero for a default)")
+	}
+	if l.MaxMessageBytes == 0 {
+		l.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	l.MaxMessageBytes = max(l.MaxMessageBytes, l.MaxBodyBytes)
+	if l.MaxUploadBytes == 0 {
+		l.MaxUploadBytes = defaultMaxUploadBytes
+	}
+	if l.MaxReadBytes == 0 {
+		l.MaxReadBytes = defaultMaxReadBytes
+	}
+	return l, nil
 }
 
 // Handler serves /v1/ (HTTP JSON) and /socket.io/ (Socket.IO v4). Close it
@@ -88,8 +155,9 @@ func NewHandlerWithLimits(svc Service, authn auth.Authenticator, logger *slog.Lo
 	if svc == nil || authn == nil {
 		return nil, errors.New("api: a service and an authenticator are required")
 	}
-	if limits.MaxBodyBytes <= 0 || limits.StreamWindowBytes <= 0 {
-		return nil, errors.New("api: limits must be positive")
+	limits, err := limits.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

@@ -18,8 +18,10 @@ import (
 // It is strict where encoding/json is lenient: keys must match a field's
 // json name exactly (no case folding), unknown keys are refused, and a
 // value of the wrong type is refused with its path ("initialEnvVars.HOME",
-// "args[2]"). A null top-level field counts as absent; null inside an
-// object or array is refused.
+// "args[2]", "jobs[0].timeout"). Nested objects that map to structs follow
+// the same rules. A null member of such an object (top-level or nested)
+// counts as absent; null as an element of an array or a value of a map
+// (envs) is refused.
 func decodeObject(what string, data []byte, v any) error {
 	rv := reflect.ValueOf(v)
 	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
@@ -44,22 +46,22 @@ func decodeObject(what string, data []byte, v any) error {
 	if err := json.Unmarshal(data, &fields); err != nil {
 		return invalidf("%s: malformed JSON: %s", what, syntaxMessage(err))
 	}
+	return decodeFields("", fields, rv.Elem())
+}
 
-	st := rv.Elem()
+// decodeFields decodes the members of a JSON object into the struct st.
+// prefix is the path of the object ("" at the top, "jobs[0]." inside).
+func decodeFields(prefix string, fields map[string]json.RawMessage, st reflect.Value) error {
 	byName := make(map[string]int, st.NumField())
 	for i := range st.NumField() {
 		if name := jsonName(st.Type().Field(i)); name != "" {
 			byName[name] = i
 		}
 	}
-	keys := make([]string, 0, len(fields))
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := sortedKeys(fields)
 	for _, k := range keys {
 		if _, ok := byName[k]; !ok {
-			return invalidf("unknown field %q", k)
+			return invalidf("unknown field %q", prefix+k)
 		}
 	}
 	for _, k := range keys {
@@ -67,7 +69,7 @@ func decodeObject(what string, data []byte, v any) error {
 		if isNull(raw) {
 			continue
 		}
-		if err := decodeValue(k, raw, st.Field(byName[k])); err != nil {
+		if err := decodeValue(prefix+k, raw, st.Field(byName[k])); err != nil {
 			return err
 		}
 	}
@@ -115,6 +117,14 @@ func decodeValue(path string, raw json.RawMessage, dst reflect.Value) error {
 		}
 		dst.Set(s)
 		return nil
+	case t.Kind() == reflect.Struct:
+		// A nested object follows the top-level rules: exact names, no
+		// unknown keys, null members absent.
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+			return typeError(path, t, raw)
+		}
+		return decodeFields(path+".", fields, dst)
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
 		// Integers may be written with a fraction or exponent (1e3, 5.0)
 		// as long as the value is whole and fits.

@@ -59,6 +59,30 @@ func TestDecodeObject(t *testing.T) {
 	}
 }
 
+// TestDecodeNested: objects inside arrays follow the top-level rules.
+func TestDecodeNested(t *testing.T) {
+	var got batchBody
+	err := decodeObject("payload", []byte(`{"jobs":[{"id":"a","code":"1","timeout":1e3,"context":null}],"concurrency":2}`), &got)
+	want := batchBody{Jobs: []batchJobJSON{{ID: "a", Code: "1", Timeout: 1000}}, Concurrency: 2}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v (%v), want %+v", got, err, want)
+	}
+	errTests := []struct{ in, want string }{
+		{`{"jobs":[{"id":"a"},{"ID":"b"}]}`, `unknown field "jobs[1].ID"`},
+		{`{"jobs":[{"id":"a","timeout":"1"}]}`, `field "jobs[0].timeout": expected an integer, got a string`},
+		{`{"jobs":[[]]}`, `field "jobs[0]": expected an object, got an array`},
+		{`{"jobs":[null]}`, `field "jobs[0]": expected an object, got null`},
+		{`{"jobs":{}}`, `field "jobs": expected an array of objects, got an object`},
+	}
+	for _, tt := range errTests {
+		var got batchBody
+		err := decodeObject("payload", []byte(tt.in), &got)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || errdefs.Message(err) != tt.want+": invalid argument" {
+			t.Errorf("%s: error %v, want %q", tt.in, err, tt.want)
+		}
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func TestMsDuration(t *testing.T) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,16 +34,32 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("GET /v1/sandboxes/{id}", h.authed(h.getSandbox))
 	mux.Handle("DELETE /v1/sandboxes/{id}", h.authed(h.deleteSandbox))
 	mux.Handle("POST /v1/sandboxes/{id}/commands", h.authed(h.runCommand))
+	mux.Handle("POST /v1/sandboxes/{id}/code", h.authed(h.runCode))
+	mux.Handle("POST /v1/sandboxes/{id}/contexts", h.authed(h.createContext))
+	mux.Handle("GET /v1/sandboxes/{id}/contexts", h.authed(h.listContexts))
+	mux.Handle("DELETE /v1/contexts/{contextId}", h.authed(h.deleteContext))
+	mux.Handle("POST /v1/sandboxes/{id}/batch", h.authed(h.runBatch))
+	mux.Handle("PUT /v1/sandboxes/{id}/files", h.authed(h.writeFile))
+	mux.Handle("GET /v1/sandboxes/{id}/files", h.authed(h.readFile))
+	mux.Handle("DELETE /v1/sandboxes/{id}/files", h.authed(h.deleteFile))
+	mux.Handle("GET /v1/sandboxes/{id}/files/list", h.authed(h.listFiles))
 	mux.Handle("GET /v1/templates", h.authed(h.listTemplates))
+	mux.Handle("POST /v1/templates", h.authed(h.createTemplate))
 	mux.Handle("GET /v1/templates/{id}", h.authed(h.getTemplate))
 
 	for path, allow := range map[string]string{
-		"/v1/health":                  "GET, HEAD",
-		"/v1/sandboxes":               "GET, HEAD, POST",
-		"/v1/sandboxes/{id}":          "GET, HEAD, DELETE",
-		"/v1/sandboxes/{id}/commands": "POST",
-		"/v1/templates":               "GET, HEAD",
-		"/v1/templates/{id}":          "GET, HEAD",
+		"/v1/health":                    "GET, HEAD",
+		"/v1/sandboxes":                 "GET, HEAD, POST",
+		"/v1/sandboxes/{id}":            "GET, HEAD, DELETE",
+		"/v1/sandboxes/{id}/commands":   "POST",
+		"/v1/sandboxes/{id}/code":       "POST",
+		"/v1/sandboxes/{id}/contexts":   "GET, HEAD, POST",
+		"/v1/contexts/{contextId}":      "DELETE",
+		"/v1/sandboxes/{id}/batch":      "POST",
+		"/v1/sandboxes/{id}/files":      "GET, HEAD, PUT, DELETE",
+		"/v1/sandboxes/{id}/files/list": "GET, HEAD",
+		"/v1/templates":                 "GET, HEAD, POST",
+		"/v1/templates/{id}":            "GET, HEAD",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -185,35 +202,54 @@ func (h *Handler) runCommand(w http.ResponseWriter, r *http.Request, p auth.Prin
 		h.writeError(w, r, id, err)
 		return
 	}
-	// A command may run far longer than a server-wide write timeout allows.
+	h.serveStreamed(w, r, id, func(send func(any)) (any, error) {
+		res, err := h.svc.RunCommand(r.Context(), p.Tenant, id, body.request(), func(o sandbox.Output) {
+			send(ndjsonOutput{Type: o.Stream, Line: o.Line, Timestamp: o.Timestamp.UnixMilli()})
+		})
+		if err != nil {
+			return nil, err
+		}
+		return toCommandResult(res), nil
+	})
+}
+
+// serveStreamed serves an operation that produces events and then a
+// result. By default it answers 200 with the result as JSON. When the
+// client accepts application/x-ndjson, every line run sends is streamed
+// as produced and the last line is {"type":"result","result":...} or
+// {"type":"error","error":{...}}; the 200 status goes out with the first
+// line, so an error before any line is an ordinary HTTP error. run may
+// call send from several goroutines; send ignores nil lines.
+func (h *Handler) serveStreamed(w http.ResponseWriter, r *http.Request, sandboxID string, run func(send func(line any)) (any, error)) {
+	// A run may last far longer than a server-wide write timeout allows.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 
 	if !acceptsNDJSON(r) {
-		res, err := h.svc.RunCommand(r.Context(), p.Tenant, id, body.request(), func(sandbox.Output) {})
+		res, err := run(func(any) {})
 		if err != nil {
-			h.writeError(w, r, id, err)
+			h.writeError(w, r, sandboxID, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, toCommandResult(res))
+		writeJSON(w, http.StatusOK, res)
 		return
 	}
 
 	s := &ndjsonStream{w: w, rc: http.NewResponseController(w)}
-	res, err := h.svc.RunCommand(r.Context(), p.Tenant, id, body.request(), s.output)
+	res, err := run(s.send)
 	if !s.finish() {
 		// Nothing was streamed yet: the status line is still ours to choose.
 		if err != nil {
-			h.writeError(w, r, id, err)
+			h.writeError(w, r, sandboxID, err)
 			return
 		}
 		s.start()
 	}
 	if err != nil {
-		h.logError(opName(r), id, err)
+		h.logError(opName(r), sandboxID, err)
 		s.write(ndjsonError{Type: "error", Error: toWireError(err)})
 		return
 	}
-	s.write(ndjsonResult{Type: "result", Result: toCommandResult(res)})
+	s.write(ndjsonResult{Type: "result", Result: res})
 }
 
 // acceptsNDJSON reports whether the Accept header lists application/x-ndjson.
@@ -229,7 +265,7 @@ func acceptsNDJSON(r *http.Request) bool {
 	return false
 }
 
-// ndjsonStream writes a command's output as NDJSON, flushing every line.
+// ndjsonStream writes an operation's events as NDJSON, flushing every line.
 // The 200 status is committed with the first line, so an error before any
 // output is still an ordinary HTTP error.
 type ndjsonStream struct {
@@ -238,12 +274,16 @@ type ndjsonStream struct {
 
 	mu      sync.Mutex
 	started bool // the status line has been written
-	done    bool // RunCommand returned; later output is dropped
+	done    bool // the operation returned; later lines are dropped
 	broken  bool // a write failed (client gone); later writes are skipped
 }
 
-// output is the RunCommand callback.
-func (s *ndjsonStream) output(o sandbox.Output) {
+// send writes one event line (nil is ignored). It is safe for
+// concurrent use.
+func (s *ndjsonStream) send(line any) {
+	if line == nil {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.done {
@@ -252,7 +292,7 @@ func (s *ndjsonStream) output(o sandbox.Output) {
 	if !s.started {
 		s.start()
 	}
-	s.write(ndjsonOutput{Type: o.Stream, Line: o.Line, Timestamp: o.Timestamp.UnixMilli()})
+	s.write(line)
 }
 
 // finish stops accepting output and reports whether the stream started.
@@ -295,14 +335,35 @@ func (s *ndjsonStream) write(v any) {
 
 // readBody reads a JSON object body of at most MaxBodyBytes into v.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := h.readBodyBytes(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeObject("request body", data, v)
+}
+
+// readOptionalBody is readBody for operations whose fields are all
+// optional: an empty body counts as {}.
+func (h *Handler) readOptionalBody(w http.ResponseWriter, r *http.Request, v any) error {
+	data, err := h.readBodyBytes(w, r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	return decodeObject("request body", data, v)
+}
+
+func (h *Handler) readBodyBytes(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return invalidf("request body: larger than %d bytes", h.limits.MaxBodyBytes)
+			return nil, invalidf("request body: larger than %d bytes", h.limits.MaxBodyBytes)
 		}
-		return invalidf("request body: could not be read")
+		return nil, invalidf("request body: could not be read")
 	}
-	return decodeObject("request body", data, v)
+	return data, nil
 }
 
 // writeError answers with err's status and {"error": {...}}.

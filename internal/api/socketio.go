@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -39,7 +42,7 @@ type socketServer struct {
 func newSocketServer(h *Handler) *socketServer {
 	opts := socket.DefaultServerOptions()
 	opts.SetServeClient(false)
-	opts.SetMaxHttpBufferSize(h.limits.MaxBodyBytes)
+	opts.SetMaxHttpBufferSize(h.limits.MaxMessageBytes)
 	s := &socketServer{h: h, io: socket.NewServer(nil, opts)}
 	s.io.Use(s.authenticate)
 	_ = s.io.On("connection", s.onConnection)
@@ -144,14 +147,33 @@ func (s *socketServer) onConnection(args ...any) {
 
 func (sess *session) operations() map[string]operation {
 	return map[string]operation{
-		"sandbox:create": sess.createSandbox,
-		"sandbox:list":   sess.listSandboxes,
-		"sandbox:get":    sess.getSandbox,
-		"sandbox:delete": sess.deleteSandbox,
-		"terminal:run":   sess.runCommand,
-		"template:list":  sess.listTemplates,
-		"template:get":   sess.getTemplate,
+		"sandbox:create":  sess.createSandbox,
+		"sandbox:list":    sess.listSandboxes,
+		"sandbox:get":     sess.getSandbox,
+		"sandbox:delete":  sess.deleteSandbox,
+		"terminal:run":    sess.runCommand,
+		"template:list":   sess.listTemplates,
+		"template:get":    sess.getTemplate,
+		"template:create": sess.createTemplate,
+		"code:run":        sess.runCode,
+		"context:create":  sess.createContext,
+		"context:list":    sess.listContexts,
+		"context:delete":  sess.deleteContext,
+		"batch:run":       sess.runBatch,
+		"file:write":      sess.writeFile,
+		"file:read":       sess.readFile,
+		"file:delete":     sess.deleteFile,
+		"file:list":       sess.listFiles,
 	}
+}
+
+// payloadLimit is the largest payload (as JSON) event may carry: file:write
+// may fill a whole message, every other event is held to MaxBodyBytes.
+func (h *Handler) payloadLimit(event string) int64 {
+	if event == "file:write" {
+		return h.limits.MaxMessageBytes
+	}
+	return h.limits.MaxBodyBytes
 }
 
 // dispatch starts one request. A request without an ack callback is
@@ -163,7 +185,11 @@ func (sess *session) dispatch(event string, op operation, args []any) {
 		return
 	}
 	payload, err := payloadJSON(args)
+	if err == nil && int64(len(payload)) > sess.h.payloadLimit(event) {
+		err = invalidf("payload: larger than %d bytes", sess.h.payloadLimit(event))
+	}
 	if err != nil {
+		sess.h.logError(event, "", err)
 		replyError(ack, err)
 		return
 	}
@@ -206,14 +232,48 @@ func payloadJSON(args []any) ([]byte, error) {
 	case nil:
 		return []byte("{}"), nil
 	case map[string]any:
-		b, err := json.Marshal(v)
-		if err != nil {
+		if path := binaryField("", v); path != "" {
+			return nil, invalidf("field %q: binary attachments are not supported; send text, or base64 with encoding \"base64\"", path)
+		}
+		// Without HTML escaping, so that the size checked against the
+		// limits stays close to what the client sent.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
 			return nil, invalidf("payload: cannot be read as JSON")
 		}
-		return b, nil
+		return buf.Bytes(), nil
 	default:
 		return nil, invalidf("payload: expected an object, got %s", jsonKind(normalize(v)))
 	}
+}
+
+// binaryField returns the path of the first binary value (a Socket.IO
+// attachment) in v, or "".
+func binaryField(path string, v any) string {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if found := binaryField(p, v[k]); found != "" {
+				return found
+			}
+		}
+	case []any:
+		for i, e := range v {
+			if found := binaryField(path+"["+itoa(i)+"]", e); found != "" {
+				return found
+			}
+		}
+	case nil, bool, string, float64:
+	default:
+		return path
+	}
+	return ""
 }
 
 // normalize maps the decoder's Go values onto JSON kinds for messages.
@@ -336,26 +396,37 @@ func (sess *session) runCommand(ctx context.Context, c *call) (any, error) {
 		return nil, invalidf(`field "sandboxId": required`)
 	}
 	c.sandboxID = p.SandboxID
-
-	onOutput := func(sandbox.Output) {}
-	if p.StreamID != nil {
-		id := *p.StreamID
-		if n := utf8.RuneCountInString(id); n < 1 || n > maxStreamIDLen {
-			return nil, invalidf(`field "streamId": must be 1-%d characters, got %d`, maxStreamIDLen, n)
-		}
-		if !sess.reserveStream(id) {
-			return nil, invalidf(`field "streamId": %q is already used by a request in flight`, id)
-		}
-		defer sess.releaseStream(id)
-		out := &streamEmitter{sess: sess, ctx: ctx, streamID: id}
-		defer out.finish()
-		onOutput = out.output
+	em, err := sess.openStream(ctx, p.StreamID)
+	if err != nil {
+		return nil, err
 	}
-	res, err := sess.h.svc.RunCommand(ctx, sess.principal.Tenant, p.SandboxID, p.request(), onOutput)
+	defer em.close()
+	res, err := sess.h.svc.RunCommand(ctx, sess.principal.Tenant, p.SandboxID, p.request(), func(o sandbox.Output) {
+		em.emit("stream:output", func(streamID string) any {
+			return streamOutputJSON{StreamID: streamID, Stream: o.Stream, Line: o.Line, Timestamp: o.Timestamp.UnixMilli()}
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
 	return toCommandResult(res), nil
+}
+
+// openStream checks and reserves a request's streamId. With no streamId
+// the emitter drops everything. The caller closes the emitter when the
+// operation has returned, before the ack.
+func (sess *session) openStream(ctx context.Context, streamID *string) (*streamEmitter, error) {
+	if streamID == nil {
+		return &streamEmitter{}, nil
+	}
+	id := *streamID
+	if n := utf8.RuneCountInString(id); n < 1 || n > maxStreamIDLen {
+		return nil, invalidf(`field "streamId": must be 1-%d characters, got %d`, maxStreamIDLen, n)
+	}
+	if !sess.reserveStream(id) {
+		return nil, invalidf(`field "streamId": %q is already used by a request in flight`, id)
+	}
+	return &streamEmitter{sess: sess, ctx: ctx, streamID: id}, nil
 }
 
 func (sess *session) reserveStream(id string) bool {
@@ -374,21 +445,27 @@ func (sess *session) releaseStream(id string) {
 	delete(sess.streams, id)
 }
 
-// streamEmitter sends one command's output as stream:output events.
+// streamEmitter sends one request's streamed events (stream:output,
+// stream:result, stream:error). Its zero value, for requests without a
+// streamId, drops them.
 type streamEmitter struct {
 	sess     *session
 	ctx      context.Context
 	streamID string
 
 	mu   sync.Mutex
-	done bool // RunCommand returned: later output would follow the ack
+	done bool // the operation returned: later events would follow the ack
 }
 
-// output is the RunCommand callback. It waits while the connection's
-// send window is full (see sendWindow), which holds the command's output
-// back instead of queueing it without bound; when the socket is gone it
-// drops the line (the command is being cancelled).
-func (e *streamEmitter) output(o sandbox.Output) {
+// emit sends one event, whose payload build makes for the stream id. It
+// is safe for concurrent use. It waits while the connection's send window
+// is full (see sendWindow), which holds the operation's output back
+// instead of queueing it without bound; when the socket is gone it drops
+// the event (the operation is being cancelled).
+func (e *streamEmitter) emit(event string, build func(streamID string) any) {
+	if e.sess == nil {
+		return
+	}
 	if err := e.sess.window.wait(e.ctx); err != nil {
 		return
 	}
@@ -397,16 +474,28 @@ func (e *streamEmitter) output(o sandbox.Output) {
 	if e.done {
 		return
 	}
-	_ = e.sess.sock.Emit("stream:output", streamOutputJSON{
-		StreamID:  e.streamID,
-		Stream:    o.Stream,
-		Line:      o.Line,
-		Timestamp: o.Timestamp.UnixMilli(),
-	})
+	_ = e.sess.sock.Emit(event, build(e.streamID))
 }
 
-func (e *streamEmitter) finish() {
+// code emits a code event (jobID is nil outside batches).
+func (e *streamEmitter) code(jobID *string, ev sandbox.CodeEvent) {
+	if e.sess == nil {
+		return
+	}
+	event, payload := socketCodeEvent(e.streamID, jobID, ev)
+	if event == "" {
+		return
+	}
+	e.emit(event, func(string) any { return payload })
+}
+
+// close stops the emitter and frees its streamId.
+func (e *streamEmitter) close() {
+	if e.sess == nil {
+		return
+	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.done = true
+	e.mu.Unlock()
+	e.sess.releaseStream(e.streamID)
 }

@@ -216,17 +216,19 @@ func toCommandResult(r sandbox.CommandResult) commandResultJSON {
 	}
 }
 
-// NDJSON lines of an HTTP command stream: output lines (type stdout or
-// stderr), then the result or the error.
+// NDJSON lines of an HTTP stream: output lines (type stdout or stderr),
+// then the result or the error.
 type ndjsonOutput struct {
 	Type      string `json:"type"`
 	Line      string `json:"line"`
 	Timestamp int64  `json:"timestamp"`
 }
 
+// ndjsonResult is the last line of a successful stream; result is what the
+// operation answers without streaming.
 type ndjsonResult struct {
-	Type   string            `json:"type"` // "result"
-	Result commandResultJSON `json:"result"`
+	Type   string `json:"type"` // "result"
+	Result any    `json:"result"`
 }
 
 type ndjsonError struct {
@@ -235,11 +237,13 @@ type ndjsonError struct {
 }
 
 // streamOutputJSON is the Socket.IO stream:output event.
+// jobId is set in batches only.
 type streamOutputJSON struct {
-	StreamID  string `json:"streamId"`
-	Stream    string `json:"stream"`
-	Line      string `json:"line"`
-	Timestamp int64  `json:"timestamp"`
+	StreamID  string  `json:"streamId"`
+	JobID     *string `json:"jobId,omitempty"`
+	Stream    string  `json:"stream"`
+	Line      string  `json:"line"`
+	Timestamp int64   `json:"timestamp"`
 }
 
 // ackJSON is a Socket.IO acknowledgement.

@@ -5,6 +5,10 @@
 // The fake service keeps sandboxes in memory and runs commands on the host
 // with /bin/bash -c (or argv directly) in a scratch directory, so streamed
 // output is real process output. It is for tests only: it isolates nothing.
+//
+// Code runs in a toy interpreter of a few Python statements (see RunCode),
+// enough for the transports' tests to behave like a real python sandbox on
+// simple programs; files live in memory, per sandbox.
 package apitest
 
 import (
@@ -49,13 +53,24 @@ type Service struct {
 	// Run, when set, replaces command execution (the sandbox must still
 	// exist).
 	Run func(ctx context.Context, req sandbox.CommandRequest, onOutput func(sandbox.Output)) (sandbox.CommandResult, error)
+	// Code, when set, replaces the toy interpreter of RunCode (the sandbox
+	// must still exist).
+	Code func(ctx context.Context, req sandbox.RunCodeRequest, onEvent func(sandbox.CodeEvent)) (sandbox.ExecutionResult, error)
+	// Upload, when set, reads WriteFile's content instead of io.ReadAll
+	// (before the file is stored).
+	Upload func(ctx context.Context, path string, content io.Reader) ([]byte, error)
+	// Open, when set, replaces OpenFile's lookup (the sandbox must still
+	// exist).
+	Open func(ctx context.Context, path string) (sandbox.FileEntry, io.ReadCloser, error)
 
-	dir       string
-	templates []template.Template
+	dir string
 
 	mu        sync.Mutex
+	templates []template.Template
 	sandboxes map[string]sandbox.Sandbox
 	seq       int
+	contexts  map[string]*codeContext     // by context id
+	files     map[string]map[string]*node // by sandbox id, then clean path
 }
 
 // NewService returns a fake service whose commands run in dir. Its
@@ -69,6 +84,8 @@ func NewService(dir string) *Service {
 			CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 		}},
 		sandboxes: map[string]sandbox.Sandbox{},
+		contexts:  map[string]*codeContext{},
+		files:     map[string]map[string]*node{},
 	}
 }
 
@@ -123,6 +140,7 @@ func (s *Service) Create(ctx context.Context, tenant string, opts sandbox.Create
 		sb.ExpiresAt = &exp
 	}
 	s.sandboxes[sb.ID] = sb
+	s.files[sb.ID] = newTree(now)
 	return sb, nil
 }
 
@@ -168,6 +186,12 @@ func (s *Service) Delete(ctx context.Context, tenant, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sandboxes, id)
+	delete(s.files, id)
+	for cid, c := range s.contexts {
+		if c.rec.SandboxID == id {
+			delete(s.contexts, cid)
+		}
+	}
 	return nil
 }
 
@@ -182,9 +206,11 @@ func (s *Service) Templates(_ context.Context, _ string, page, pageSize int) (sa
 	if pageSize < 1 || pageSize > 100 {
 		return sandbox.TemplatePage{}, fmt.Errorf("pageSize: must be 1-100: %w", errdefs.ErrInvalidArgument)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	tp := sandbox.TemplatePage{Total: len(s.templates), Page: page, PageSize: pageSize, Templates: []template.Template{}}
 	if start := (page - 1) * pageSize; start < len(s.templates) {
-		tp.Templates = s.templates[start:min(start+pageSize, len(s.templates))]
+		tp.Templates = slices.Clone(s.templates[start:min(start+pageSize, len(s.templates))])
 	}
 	return tp, nil
 }
@@ -194,6 +220,8 @@ func (s *Service) Template(_ context.Context, _ string, id string) (template.Tem
 	if err := s.fail("Template", id); err != nil {
 		return template.Template{}, err
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, t := range s.templates {
 		if t.ID == id {
 			return t, nil
@@ -324,4 +352,33 @@ func (s *Service) Sandboxes() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sandboxes)
+}
+
+// CreateTemplate implements api.Service: it checks cfg and adds a
+// template that stays "building".
+func (s *Service) CreateTemplate(_ context.Context, _ string, cfg sandbox.TemplateConfig) (template.Template, error) {
+	if err := s.fail("CreateTemplate", cfg.Name); err != nil {
+		return template.Template{}, err
+	}
+	switch {
+	case cfg.Name == "":
+		return template.Template{}, fmt.Errorf("name: required: %w", errdefs.ErrInvalidArgument)
+	case cfg.Language != sandbox.LanguagePython && cfg.Language != sandbox.LanguageJavaScript:
+		return template.Template{}, fmt.Errorf("language: %q is not python or javascript: %w", cfg.Language, errdefs.ErrInvalidArgument)
+	}
+	for k := range cfg.DefaultEnv {
+		if !envName.MatchString(k) {
+			return template.Template{}, fmt.Errorf("defaultEnvVars: name %q is not valid: %w", k, errdefs.ErrInvalidArgument)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	t := template.Template{
+		ID: fmt.Sprintf("tpl-fake%05d", s.seq), Name: cfg.Name, Language: cfg.Language, Version: cfg.Version,
+		Dependencies: cfg.Dependencies, DefaultEnv: cfg.DefaultEnv, DefaultCwd: "/workspace",
+		Status: "building", CreatedAt: time.Now().UTC(),
+	}
+	s.templates = append(s.templates, t)
+	return t, nil
 }

@@ -4,8 +4,9 @@
 //   SDBX_URL=http://127.0.0.1:3000 SDBX_API_KEY=... node --test client.test.mjs
 //
 // SDBX_TEMPLATE picks the template (default python-3-11). The test only
-// relies on what a real sandbox of that template does (bash, echo, seq), so
-// it runs unchanged against the Go test's fake service and a real server.
+// relies on what a real sandbox of that template does (bash, echo, seq, and
+// simple Python: print, assignments, 1/0, raise), so it runs unchanged
+// against the Go test's fake service and a real server.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
@@ -66,25 +67,33 @@ async function fails(socket, event, payload, code) {
   return ack.error;
 }
 
-// Streams collects stream:output events by streamId, and checks that none
-// arrives for a stream whose ack was already seen.
+// Streams collects stream:output, stream:result and stream:error events by
+// streamId (each tagged with kind: output, result or error), and checks
+// that none arrives for a stream whose ack was already seen.
 class Streams {
   constructor(socket) {
     this.lines = new Map();
     this.closed = new Set();
     this.late = [];
-    socket.on('stream:output', (ev) => {
-      if (this.closed.has(ev.streamId)) this.late.push(ev);
-      if (!this.lines.has(ev.streamId)) this.lines.set(ev.streamId, []);
-      this.lines.get(ev.streamId).push(ev);
-    });
+    for (const kind of ['output', 'result', 'error']) {
+      socket.on(`stream:${kind}`, (ev) => {
+        if (this.closed.has(ev.streamId)) this.late.push(ev);
+        if (!this.lines.has(ev.streamId)) this.lines.set(ev.streamId, []);
+        this.lines.get(ev.streamId).push({ kind, ...ev });
+      });
+    }
   }
 
-  async run(socket, payload) {
-    const ack = await request(socket, 'terminal:run', payload);
+  async run(socket, payload, event = 'terminal:run') {
+    const ack = await request(socket, event, payload);
     this.closed.add(payload.streamId);
     return { ack, events: this.lines.get(payload.streamId) ?? [] };
   }
+}
+
+// outputLines lists [stream, line] of the output events.
+function outputLines(events) {
+  return events.filter((e) => e.kind === 'output').map((e) => [e.stream, e.line]);
 }
 
 describe('handshake', () => {
@@ -271,6 +280,189 @@ for (const [mode, opts] of Object.entries(modes)) {
       assert.match(e.message, /payload/);
       e = await fails(socket, 'no:such-event', {}, 'invalid_argument');
       assert.match(e.message, /no:such-event/);
+    });
+
+    test('code:run streams output before the ack', async () => {
+      const id = streamId();
+      const { ack, events } = await streams.run(socket, {
+        sandboxId, streamId: id, code: 'print("hello")\nprint("world")',
+      }, 'code:run');
+      assert.equal(ack.ok, true, JSON.stringify(ack));
+      const { execution, metadata } = ack.data;
+      assert.deepEqual(execution.logs.stdout, ['hello', 'world']);
+      assert.deepEqual(execution.logs.stderr, []);
+      assert.equal(execution.error, undefined);
+      assert.ok(Array.isArray(execution.results));
+      assert.equal(typeof execution.executionCount, 'number');
+      assert.equal(metadata.sandboxId, sandboxId);
+      assert.equal(metadata.language, 'python');
+      assert.equal(typeof metadata.contextId, 'string');
+      assert.equal(typeof metadata.durationMs, 'number');
+
+      assert.deepEqual(outputLines(events), [['stdout', 'hello'], ['stdout', 'world']]);
+      for (const e of events) {
+        assert.equal(e.streamId, id);
+        assert.equal(e.jobId, undefined);
+        assert.ok(e.timestamp > 1_600_000_000_000, `timestamp in ms: ${e.timestamp}`);
+      }
+    });
+
+    test('code:run keeps state in the default context', async () => {
+      await ok(socket, 'code:run', { sandboxId, code: 'x = 10' });
+      const printed = await ok(socket, 'code:run', { sandboxId, code: 'print(x)' });
+      assert.deepEqual(printed.execution.logs.stdout, ['10']);
+      const value = await ok(socket, 'code:run', { sandboxId, code: 'x' });
+      assert.ok(
+        value.execution.results.some((r) => r.text === '10' && r.isMainResult === true),
+        JSON.stringify(value.execution.results),
+      );
+    });
+
+    test('code:run streams stderr', async () => {
+      const { ack, events } = await streams.run(socket, {
+        sandboxId, streamId: streamId(), code: 'import sys\nprint("oops", file=sys.stderr)',
+      }, 'code:run');
+      assert.equal(ack.ok, true, JSON.stringify(ack));
+      assert.deepEqual(ack.data.execution.logs.stderr, ['oops']);
+      assert.deepEqual(outputLines(events), [['stderr', 'oops']]);
+    });
+
+    test('code:run reports an exception in the result', async () => {
+      const { ack, events } = await streams.run(socket, {
+        sandboxId, streamId: streamId(), code: '1/0',
+      }, 'code:run');
+      assert.equal(ack.ok, true, 'a raised exception is not an operation error');
+      const { error } = ack.data.execution;
+      assert.equal(error.name, 'ZeroDivisionError');
+      assert.equal(typeof error.value, 'string');
+      assert.equal(typeof error.traceback, 'string');
+      const raised = events.filter((e) => e.kind === 'error');
+      assert.equal(raised.length, 1, JSON.stringify(events));
+      assert.equal(raised[0].error.name, 'ZeroDivisionError');
+    });
+
+    test('code:run errors', async () => {
+      await fails(socket, 'code:run', { sandboxId: 'sb-doesnotexist', code: 'print(1)' }, 'not_found');
+      let e = await fails(socket, 'code:run', { sandboxId, code: 'print(1)', bogus: true }, 'invalid_argument');
+      assert.match(e.message, /bogus/);
+      e = await fails(socket, 'code:run', { sandboxId, code: 'print(1)', timeoutMs: 'soon' }, 'invalid_argument');
+      assert.match(e.message, /timeoutMs/);
+      e = await fails(socket, 'code:run', { code: 'print(1)' }, 'invalid_argument');
+      assert.match(e.message, /sandboxId/);
+      await fails(socket, 'code:run', { sandboxId, code: '' }, 'invalid_argument');
+    });
+
+    test('context:create, context:list and context:delete', async () => {
+      const c = await ok(socket, 'context:create', { sandboxId, language: 'python' });
+      assert.equal(typeof c.id, 'string');
+      assert.equal(c.sandboxId, sandboxId);
+      assert.equal(c.language, 'python');
+      assert.equal(typeof c.cwd, 'string');
+      assert.equal(typeof c.envVars, 'object');
+      assert.ok(!Number.isNaN(Date.parse(c.createdAt)));
+
+      await ok(socket, 'code:run', { sandboxId, context: c.id, code: 'y = 5' });
+      const inside = await ok(socket, 'code:run', { sandboxId, context: c.id, code: 'print(y)' });
+      assert.deepEqual(inside.execution.logs.stdout, ['5']);
+      assert.equal(inside.metadata.contextId, c.id);
+      const outside = await ok(socket, 'code:run', { sandboxId, code: 'print(y)' });
+      assert.equal(outside.execution.error?.name, 'NameError', 'the default context is a different interpreter');
+
+      const list = await ok(socket, 'context:list', { sandboxId });
+      assert.ok(list.contexts.some((x) => x.id === c.id), JSON.stringify(list));
+      assert.deepEqual(await ok(socket, 'context:delete', { contextId: c.id }), {});
+      const after = await ok(socket, 'context:list', { sandboxId });
+      assert.ok(!after.contexts.some((x) => x.id === c.id), 'deleted context still listed');
+      await fails(socket, 'context:delete', { contextId: c.id }, 'not_found');
+      await fails(socket, 'code:run', { sandboxId, context: c.id, code: 'print(1)' }, 'not_found');
+      const e = await fails(socket, 'context:create', { sandboxId, env: {} }, 'invalid_argument');
+      assert.match(e.message, /env/);
+    });
+
+    test('file:write, file:read, file:list and file:delete', async () => {
+      const dir = `/workspace/e2e-${mode}`;
+      const text = 'hello\nwörld\n';
+      const entry = await ok(socket, 'file:write', {
+        sandboxId, path: `${dir}/hello.txt`, content: text, createParents: true,
+      });
+      assert.equal(entry.name, 'hello.txt');
+      assert.equal(entry.path, `${dir}/hello.txt`);
+      assert.equal(entry.type, 'file');
+      assert.equal(entry.size, Buffer.byteLength(text));
+      assert.equal(typeof entry.mode, 'string');
+      assert.ok(!Number.isNaN(Date.parse(entry.modifiedAt)));
+      assert.deepEqual(
+        await ok(socket, 'file:read', { sandboxId, path: `${dir}/hello.txt` }),
+        { content: text, encoding: 'utf8', size: Buffer.byteLength(text) },
+      );
+
+      // Bytes that are not UTF-8, NUL included, round-trip as base64.
+      const bytes = Buffer.from([0, 1, 2, 0, 0xff, 0xfe, 10, 0x80, 0x61, 0]);
+      const written = await ok(socket, 'file:write', {
+        sandboxId, path: `${dir}/data.bin`, content: bytes.toString('base64'), encoding: 'base64',
+      });
+      assert.equal(written.size, bytes.length);
+      const read = await ok(socket, 'file:read', { sandboxId, path: `${dir}/data.bin`, encoding: 'base64' });
+      assert.equal(read.encoding, 'base64');
+      assert.equal(read.size, bytes.length);
+      assert.deepEqual(Buffer.from(read.content, 'base64'), bytes);
+      let e = await fails(socket, 'file:read', { sandboxId, path: `${dir}/data.bin` }, 'invalid_argument');
+      assert.match(e.message, /base64/);
+
+      const list = await ok(socket, 'file:list', { sandboxId, path: dir });
+      assert.equal(list.path, dir);
+      assert.deepEqual(list.entries.map((x) => [x.name, x.type]), [['data.bin', 'file'], ['hello.txt', 'file']]);
+      const top = await ok(socket, 'file:list', { sandboxId });
+      assert.ok(top.entries.some((x) => x.name === `e2e-${mode}` && x.type === 'dir'), JSON.stringify(top));
+
+      e = await fails(socket, 'file:write', { sandboxId, path: 'relative.txt', content: 'x' }, 'invalid_argument');
+      e = await fails(socket, 'file:write', { sandboxId, path: `${dir}/x`, content: 'x', encoding: 'latin1' }, 'invalid_argument');
+      assert.match(e.message, /encoding/);
+      await fails(socket, 'file:read', { sandboxId, path: `${dir}/missing.txt` }, 'not_found');
+
+      assert.deepEqual(await ok(socket, 'file:delete', { sandboxId, path: `${dir}/hello.txt` }), {});
+      await fails(socket, 'file:read', { sandboxId, path: `${dir}/hello.txt` }, 'not_found');
+      await ok(socket, 'file:delete', { sandboxId, path: dir, recursive: true });
+      await fails(socket, 'file:list', { sandboxId, path: dir }, 'not_found');
+    });
+
+    test('batch:run streams events with their jobId', async () => {
+      const id = streamId();
+      const { ack, events } = await streams.run(socket, {
+        sandboxId, streamId: id, concurrency: 2,
+        jobs: [
+          { id: 'a', code: 'print("a1")\nprint("a2")' },
+          { id: 'b', code: '1/0', timeout: 30_000 },
+          { id: 'c', code: 'print("c1")', priority: 5 },
+        ],
+      }, 'batch:run');
+      assert.equal(ack.ok, true, JSON.stringify(ack));
+      const results = ack.data.results;
+      assert.deepEqual(results.map((r) => [r.jobId, r.success]), [['a', true], ['b', false], ['c', true]]);
+      assert.match(results[1].error, /ZeroDivisionError/);
+      assert.deepEqual(results[0].execution.logs.stdout, ['a1', 'a2']);
+      for (const r of results) assert.equal(typeof r.duration, 'number');
+
+      for (const e of events) {
+        assert.equal(e.streamId, id);
+        assert.ok(['a', 'b', 'c'].includes(e.jobId), JSON.stringify(e));
+      }
+      const linesOf = (job) => outputLines(events.filter((e) => e.jobId === job)).map(([, l]) => l);
+      assert.deepEqual(linesOf('a'), ['a1', 'a2']);
+      assert.deepEqual(linesOf('c'), ['c1']);
+      const raised = events.filter((e) => e.kind === 'error');
+      assert.deepEqual(raised.map((e) => [e.jobId, e.error.name]), [['b', 'ZeroDivisionError']]);
+      assert.deepEqual(streams.late, [], 'events arrived after their ack');
+
+      const e = await fails(socket, 'batch:run', { sandboxId, jobs: [{ id: 'a', code: '1', bogus: 1 }] }, 'invalid_argument');
+      assert.match(e.message, /jobs\[0\]\.bogus/);
+    });
+
+    test('template:create refuses malformed configs', async () => {
+      let e = await fails(socket, 'template:create', { name: 'x', language: 'python', bogus: 1 }, 'invalid_argument');
+      assert.match(e.message, /bogus/);
+      e = await fails(socket, 'template:create', { name: 'x', language: 'python', dependencies: 'pandas' }, 'invalid_argument');
+      assert.match(e.message, /dependencies/);
     });
 
     test('sandbox:delete', async () => {
