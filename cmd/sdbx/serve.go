@@ -21,6 +21,7 @@ import (
 	"github.com/sdbx/sdbx/internal/api"
 	"github.com/sdbx/sdbx/internal/auth"
 	"github.com/sdbx/sdbx/internal/config"
+	"github.com/sdbx/sdbx/internal/limit"
 	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/runtime/linux"
 	"github.com/sdbx/sdbx/internal/sandbox"
@@ -102,10 +103,15 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		Pool:          cfg.Pool,
 	}, st, driver, catalog, log)
 
-	handler, err := api.NewHandler(svc, auth.NewKeys(st), log, version)
+	keys := auth.NewKeys(st)
+	handler, err := api.NewHandlerWithOptions(svc, keys, log, version, api.Options{
+		Rate: limit.New(cfg.RateLimit, cfg.RateBurst),
+		Keys: keys,
+	})
 	if err != nil {
 		return err
 	}
+	keys.OnRevoke(func(k auth.Key) { handler.DisconnectKey(k.ID) })
 	if err := svc.Recover(ctx); err != nil {
 		return fmt.Errorf("recover sandboxes: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/sdbx/sdbx/internal/auth"
+	"github.com/sdbx/sdbx/internal/limit"
 	"github.com/sdbx/sdbx/internal/sandbox"
 	"github.com/sdbx/sdbx/internal/template"
 )
@@ -102,9 +103,16 @@ func DefaultLimits() Limits {
 
 // withDefaults checks l and fills in the fields left zero.
 func (l Limits) withDefaults() (Limits, error) {
-	if l.MaxBodyBytes <= 0 || l.StreamWindowBytes <= 0 ||
+	if l.MaxBodyBytes < 0 || l.StreamWindowBytes < 0 ||
 		l.MaxMessageBytes < 0 || l.MaxUploadBytes < 0 || l.MaxReadBytes < 0 {
 		return Limits{}, errors.New("api: limits must be positive (or zero for a default)")
+	}
+	def := DefaultLimits()
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = def.MaxBodyBytes
+	}
+	if l.StreamWindowBytes == 0 {
+		l.StreamWindowBytes = def.StreamWindowBytes
 	}
 	if l.MaxMessageBytes == 0 {
 		l.MaxMessageBytes = defaultMaxMessageBytes
@@ -129,6 +137,8 @@ type Handler struct {
 	logger  *slog.Logger
 	version string
 	limits  Limits
+	rate    *limit.Limiter
+	keys    KeyManager
 
 	mux *http.ServeMux
 	sio *socketServer
@@ -152,6 +162,30 @@ func NewHandler(svc Service, authn auth.Authenticator, logger *slog.Logger, vers
 
 // NewHandlerWithLimits is NewHandler with explicit limits.
 func NewHandlerWithLimits(svc Service, authn auth.Authenticator, logger *slog.Logger, version string, limits Limits) (*Handler, error) {
+	return NewHandlerWithOptions(svc, authn, logger, version, Options{Limits: limits})
+}
+
+// KeyManager manages API keys (admin only); auth.Keys implements it.
+type KeyManager interface {
+	Create(ctx context.Context, caller auth.Principal, name string) (string, auth.Key, error)
+	List(ctx context.Context, caller auth.Principal) ([]auth.Key, error)
+	Revoke(ctx context.Context, caller auth.Principal, idOrName string) (auth.Key, error)
+}
+
+var _ KeyManager = (*auth.Keys)(nil)
+
+// Options configure a Handler beyond its service and authenticator.
+type Options struct {
+	Limits Limits
+	// Rate limits requests per API key; nil means no limit.
+	Rate *limit.Limiter
+	// Keys serves /v1/keys; nil answers those routes with unavailable.
+	Keys KeyManager
+}
+
+// NewHandlerWithOptions is NewHandler with every option.
+func NewHandlerWithOptions(svc Service, authn auth.Authenticator, logger *slog.Logger, version string, opts Options) (*Handler, error) {
+	limits := opts.Limits
 	if svc == nil || authn == nil {
 		return nil, errors.New("api: a service and an authenticator are required")
 	}
@@ -168,6 +202,8 @@ func NewHandlerWithLimits(svc Service, authn auth.Authenticator, logger *slog.Lo
 		logger:  logger,
 		version: version,
 		limits:  limits,
+		rate:    opts.Rate,
+		keys:    opts.Keys,
 		mux:     http.NewServeMux(),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -211,6 +247,10 @@ func (h *Handler) spawn(fn func()) bool {
 	}()
 	return true
 }
+
+// DisconnectKey closes every Socket.IO connection made with the key (used
+// when the key is revoked). Its operations in flight are cancelled.
+func (h *Handler) DisconnectKey(keyID string) { h.sio.disconnectKey(keyID) }
 
 // authenticate turns an API key into a Principal. An empty key is refused
 // without asking the authenticator.

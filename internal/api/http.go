@@ -46,6 +46,9 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("GET /v1/templates", h.authed(h.listTemplates))
 	mux.Handle("POST /v1/templates", h.authed(h.createTemplate))
 	mux.Handle("GET /v1/templates/{id}", h.authed(h.getTemplate))
+	mux.Handle("POST /v1/keys", h.authed(h.createKey))
+	mux.Handle("GET /v1/keys", h.authed(h.listKeys))
+	mux.Handle("DELETE /v1/keys/{key}", h.authed(h.revokeKey))
 
 	for path, allow := range map[string]string{
 		"/v1/health":                    "GET, HEAD",
@@ -60,6 +63,8 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 		"/v1/sandboxes/{id}/files/list": "GET, HEAD",
 		"/v1/templates":                 "GET, HEAD, POST",
 		"/v1/templates/{id}":            "GET, HEAD",
+		"/v1/keys":                      "GET, HEAD, POST",
+		"/v1/keys/{key}":                "DELETE",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
@@ -80,6 +85,9 @@ func (h *Handler) authed(fn authedFunc) http.Handler {
 		var p auth.Principal
 		if err == nil {
 			p, err = h.authenticate(r.Context(), key)
+		}
+		if err == nil {
+			err = h.rate.Allow(p.KeyID)
 		}
 		if err != nil {
 			h.writeError(w, r, "", err)

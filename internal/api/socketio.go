@@ -37,6 +37,43 @@ type socketServer struct {
 	io      *socket.Server
 	handler http.Handler
 	gates   connectGates
+
+	mu    sync.Mutex
+	byKey map[string]map[*session]bool // open sessions per API key id
+}
+
+func (s *socketServer) track(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byKey == nil {
+		s.byKey = map[string]map[*session]bool{}
+	}
+	if s.byKey[sess.principal.KeyID] == nil {
+		s.byKey[sess.principal.KeyID] = map[*session]bool{}
+	}
+	s.byKey[sess.principal.KeyID][sess] = true
+}
+
+func (s *socketServer) untrack(sess *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byKey[sess.principal.KeyID], sess)
+	if len(s.byKey[sess.principal.KeyID]) == 0 {
+		delete(s.byKey, sess.principal.KeyID)
+	}
+}
+
+func (s *socketServer) disconnectKey(keyID string) {
+	s.mu.Lock()
+	var open []*session
+	for sess := range s.byKey[keyID] {
+		open = append(open, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range open {
+		sess.cancel()
+		sess.sock.Disconnect(true)
+	}
 }
 
 func newSocketServer(h *Handler) *socketServer {
@@ -126,7 +163,11 @@ func (s *socketServer) onConnection(args ...any) {
 		streams:   map[string]bool{},
 	}
 	sess.ctx, sess.cancel = context.WithCancel(s.h.ctx)
-	_ = sock.On("disconnect", func(...any) { sess.cancel() })
+	s.track(sess)
+	_ = sock.On("disconnect", func(...any) {
+		sess.cancel()
+		s.untrack(sess)
+	})
 
 	ops := sess.operations()
 	for event, op := range ops {
@@ -182,6 +223,10 @@ func (sess *session) dispatch(event string, op operation, args []any) {
 	ack, args := splitAck(args)
 	if ack == nil {
 		sess.h.logger.Debug("socket.io event without ack ignored", slog.String("op", event))
+		return
+	}
+	if err := sess.h.rate.Allow(sess.principal.KeyID); err != nil {
+		replyError(ack, err)
 		return
 	}
 	payload, err := payloadJSON(args)
