@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sdbx/sdbx/internal/agent/fs"
+	"github.com/sdbx/sdbx/internal/agent/kernel"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 )
@@ -81,6 +83,9 @@ type Options struct {
 	// process has exited (a background child may hold its pipes open);
 	// zero means 100ms.
 	DrainTimeout time.Duration
+	// FileRoot is the directory the file ops are confined to (paths are
+	// resolved as if it were "/"); empty means "/".
+	FileRoot string
 }
 
 // requestTimeout bounds how long a new connection may take to send its
@@ -94,6 +99,7 @@ type Agent struct {
 	cwd     string
 	reap    ReapMode
 	drain   time.Duration
+	files   *fs.FS
 }
 
 // New returns an agent configured by opts.
@@ -104,6 +110,7 @@ func New(opts Options) *Agent {
 		cwd:     opts.DefaultCwd,
 		reap:    opts.Reap,
 		drain:   opts.DrainTimeout,
+		files:   fs.New(opts.FileRoot),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -142,6 +149,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 		sp = r
 	}
+	kern := a.newKernel(sp)
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
@@ -152,6 +160,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() {
 		cancel()
 		<-closed
+		// Kills the code contexts, which ends their runs.
+		kern.Close()
 		wg.Wait()
 		// No handler waits for a status any more.
 		stopReaper()
@@ -183,13 +193,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.handleConn(ctx, conn, sp)
+			a.handleConn(ctx, conn, sp, kern)
 		}()
 	}
 }
 
 // handleConn reads one request from conn, answers it and closes conn.
-func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp spawner) {
+func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp spawner, kern *kernel.Manager) {
 	// Closing the connection is how Serve's shutdown reaches a running
 	// command: like a client that leaves, it ends the read that watches
 	// the connection.
@@ -233,6 +243,11 @@ func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp spawner) {
 		a.exec(w, req.Exec, sp, gone)
 		conn.Close()
 		<-watchDone
+	case agentproto.OpFileWrite, agentproto.OpFileRead, agentproto.OpFileStat, agentproto.OpFileList,
+		agentproto.OpFileRemove, agentproto.OpFileMkdir, agentproto.OpFileRename, agentproto.OpFileExists:
+		a.files.Serve(ctx, req.Op, req.File, br, conn)
+	case agentproto.OpContextCreate, agentproto.OpContextExec, agentproto.OpContextDelete, agentproto.OpContextList:
+		a.serveContext(ctx, req, br, conn, kern)
 	}
 }
 
@@ -275,6 +290,11 @@ func decodeRequest(line []byte) (agentproto.Request, error) {
 			return req, fmt.Errorf("exec: missing for op %q: %w", req.Op, errdefs.ErrInvalidArgument)
 		}
 		return req, validateExec(req.Exec)
+	case agentproto.OpFileWrite, agentproto.OpFileRead, agentproto.OpFileStat, agentproto.OpFileList,
+		agentproto.OpFileRemove, agentproto.OpFileMkdir, agentproto.OpFileRename, agentproto.OpFileExists:
+		return req, fs.CheckRequest(req.Op, req.File)
+	case agentproto.OpContextCreate, agentproto.OpContextExec, agentproto.OpContextDelete, agentproto.OpContextList:
+		return req, checkContextRequest(req)
 	case "":
 		return req, fmt.Errorf("op: missing: %w", errdefs.ErrInvalidArgument)
 	}

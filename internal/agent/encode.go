@@ -45,6 +45,9 @@ func appendEvent(b []byte, ev agentproto.Event) []byte {
 		b = append(b, `,"msg":`...)
 		b = appendString(b, ev.Message)
 	}
+	if ev.Exists {
+		b = append(b, `,"exists":true`...)
+	}
 	return append(b, '}', '\n')
 }
 

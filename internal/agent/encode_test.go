@@ -9,8 +9,9 @@ import (
 	"github.com/sdbx/sdbx/internal/agentproto"
 )
 
-// TestAppendEventAllFields fails when agentproto.Event gains a field that
-// appendEvent does not write.
+// TestAppendEventAllFields fails when agentproto.Event gains a scalar field
+// that appendEvent does not write. Pointer and slice payloads (file and
+// context events) are encoded with encoding/json by their ops instead.
 func TestAppendEventAllFields(t *testing.T) {
 	t.Parallel()
 	var ev agentproto.Event
@@ -24,6 +25,8 @@ func TestAppendEventAllFields(t *testing.T) {
 			f.SetInt(int64(1000 + i))
 		case reflect.Bool:
 			f.SetBool(true)
+		case reflect.Pointer, reflect.Slice, reflect.Map:
+			continue
 		default:
 			t.Fatalf("field %s has kind %s: teach appendEvent about it", v.Type().Field(i).Name, f.Kind())
 		}
@@ -36,13 +39,13 @@ func TestAppendEventAllFields(t *testing.T) {
 	if err := json.Unmarshal(line, &got); err != nil {
 		t.Fatalf("invalid JSON %q: %v", line, err)
 	}
-	if got != ev {
+	if !reflect.DeepEqual(got, ev) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, ev)
 	}
 	want, _ := json.Marshal(ev)
 	var fromStd agentproto.Event
 	_ = json.Unmarshal(want, &fromStd)
-	if fromStd != got {
+	if !reflect.DeepEqual(fromStd, got) {
 		t.Errorf("differs from encoding/json: %s vs %s", line, want)
 	}
 	if empty := appendEvent(nil, agentproto.Event{Type: "exit"}); string(empty) != `{"t":"exit"}`+"\n" {

@@ -26,6 +26,12 @@ const (
 type Request struct {
 	Op   string       `json:"op"`
 	Exec *ExecRequest `json:"exec,omitempty"`
+	// Requests of the context ops (see context.go).
+	ContextCreate *ContextCreateRequest `json:"contextCreate,omitempty"`
+	ContextExec   *ContextExecRequest   `json:"contextExec,omitempty"`
+	ContextDelete *ContextDeleteRequest `json:"contextDelete,omitempty"`
+	// File is the request of the file ops (see files.go).
+	File *FileRequest `json:"file,omitempty"`
 }
 
 // ExecRequest starts a process in the sandbox.
@@ -68,6 +74,16 @@ type Event struct {
 	// ErrCode and Message describe an EventError.
 	ErrCode string `json:"err,omitempty"`
 	Message string `json:"msg,omitempty"`
+	// Payloads of the context events (see context.go).
+	Result    *Result       `json:"result,omitempty"`
+	Exception *Exception    `json:"exception,omitempty"`
+	Done      *ContextDone  `json:"done,omitempty"`
+	Context   *ContextInfo  `json:"context,omitempty"`
+	Contexts  []ContextInfo `json:"contexts,omitempty"`
+	// Payloads of the file events (see files.go).
+	Entry   *FileEntry  `json:"entry,omitempty"`
+	Entries []FileEntry `json:"entries,omitempty"`
+	Exists  bool        `json:"exists,omitempty"`
 }
 
 // MaxLine is the longest output line the agent sends in one event.

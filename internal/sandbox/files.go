@@ -2,35 +2,218 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"path"
+	"strings"
+	"time"
 
+	"github.com/sdbx/sdbx/internal/agentclient"
+	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 	"github.com/sdbx/sdbx/internal/template"
 )
 
+// File operations run in the sandbox's agent, which confines them to the
+// sandbox's root. Paths are absolute sandbox paths. Besides the sandbox's
+// own errors (errdefs.ErrNotFound for an unknown sandbox or one of another
+// tenant, errdefs.ErrConflict when it is not ready or running), they
+// return the agent's errors with its message ("write /workspace: is a
+// directory"): errdefs.ErrNotFound for a missing file,
+// errdefs.ErrInvalidArgument for a bad path or name,
+// errdefs.ErrConflict for a directory where a file is expected or the
+// reverse, an existing destination or a non-empty directory (the message
+// says which), errdefs.ErrPermissionDenied; errdefs.ErrUnavailable when the
+// agent cannot be reached.
+
+// fileOpTimeout bounds a file operation without content, in case the
+// agent does not answer. Transfers are paced by the caller instead.
+const fileOpTimeout = 5 * time.Minute
+
 // WriteFile writes content to an absolute path in the sandbox, atomically
-// (temporary file + rename), and returns the new entry.
+// (temporary file + rename), and returns the new entry. content is
+// streamed: memory use does not grow with its size. When content fails,
+// the file is left as it was.
 func (s *Service) WriteFile(ctx context.Context, tenant, sandboxID, path string, content io.Reader, opts WriteFileOptions) (FileEntry, error) {
-	return FileEntry{}, fmt.Errorf("files are not implemented yet: %w", errdefs.ErrUnavailable)
+	c, err := s.fileAgent(ctx, tenant, sandboxID)
+	if err != nil {
+		return FileEntry{}, err
+	}
+	e, err := c.WriteFile(ctx, agentproto.FileRequest{Path: path, CreateParents: opts.CreateParents}, content)
+	if err != nil {
+		return FileEntry{}, err
+	}
+	return fileEntry(e), nil
 }
 
 // OpenFile opens a file of the sandbox for reading. The caller closes the
-// reader.
+// reader, which streams the content from the agent's connection (closing
+// it closes the connection); ctx must stay alive while it is read. A read
+// error part way wraps the agent's error kind. The reader returns exactly
+// the entry's Size bytes, except when Size is -1: a file of /proc, /sys or
+// the like, whose size is only known at its end.
 func (s *Service) OpenFile(ctx context.Context, tenant, sandboxID, path string) (FileEntry, io.ReadCloser, error) {
-	return FileEntry{}, nil, fmt.Errorf("files are not implemented yet: %w", errdefs.ErrUnavailable)
+	c, err := s.fileAgent(ctx, tenant, sandboxID)
+	if err != nil {
+		return FileEntry{}, nil, err
+	}
+	e, r, err := c.ReadFile(ctx, path)
+	if err != nil {
+		return FileEntry{}, nil, err
+	}
+	return fileEntry(e), r, nil
 }
 
 // DeleteFile removes a file, or a directory (with its contents only when
 // recursive).
 func (s *Service) DeleteFile(ctx context.Context, tenant, sandboxID, path string, recursive bool) error {
-	return fmt.Errorf("files are not implemented yet: %w", errdefs.ErrUnavailable)
+	c, err := s.fileAgent(ctx, tenant, sandboxID)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	defer cancel()
+	return fileOpError(ctx, "delete", path, c.RemoveFile(ctx, path, recursive))
 }
 
 // ListFiles lists a directory; dir defaults to the template's working
 // directory.
 func (s *Service) ListFiles(ctx context.Context, tenant, sandboxID, dir string) (FileList, error) {
-	return FileList{}, fmt.Errorf("files are not implemented yet: %w", errdefs.ErrUnavailable)
+	sb, err := s.fileSandbox(ctx, tenant, sandboxID)
+	if err != nil {
+		return FileList{}, err
+	}
+	if dir == "" {
+		tmpl, err := s.templates.Get(sb.TemplateID)
+		if err != nil {
+			return FileList{}, err
+		}
+		dir = defaultDir(tmpl)
+	}
+	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	defer cancel()
+	entries, err := agentclient.New(s.dialer(sandboxID)).ListFiles(ctx, dir)
+	if err != nil {
+		return FileList{}, fileOpError(ctx, "list", dir, err)
+	}
+	list := FileList{Path: dir, Entries: make([]FileEntry, len(entries))}
+	if strings.HasPrefix(dir, "/") {
+		list.Path = path.Clean(dir)
+	}
+	for i, e := range entries {
+		list.Entries[i] = fileEntry(e)
+	}
+	return list, nil
+}
+
+// StatFile describes the entry at path; a symbolic link is described
+// itself (type "symlink").
+func (s *Service) StatFile(ctx context.Context, tenant, sandboxID, path string) (FileEntry, error) {
+	c, err := s.fileAgent(ctx, tenant, sandboxID)
+	if err != nil {
+		return FileEntry{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	defer cancel()
+	e, err := c.StatFile(ctx, path)
+	if err != nil {
+		return FileEntry{}, fileOpError(ctx, "stat", path, err)
+	}
+	return fileEntry(e), nil
+}
+
+// MakeDir creates the directory path (mode 0755); with parents, missing
+// parents are created too and an existing directory is not an error.
+func (s *Service) MakeDir(ctx context.Context, tenant, sandboxID, path string, parents bool) (FileEntry, error) {
+	c, err := s.fileAgent(ctx, tenant, sandboxID)
+	if err != nil {
+		return FileEntry{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	defer cancel()
+	e, err := c.MakeDir(ctx, agentproto.FileRequest{Path: path, CreateParents: parents})
+	if err != nil {
+		return FileEntry{}, fileOpError(ctx, "mkdir", path, err)
+	}
+	return fileEntry(e), nil
+}
+
+// MoveFile renames the entry at from to to and returns its entry at to.
+// An existing destination is a conflict unless overwrite is set (a
+// directory can replace only an empty directory).
+func (s *Service) MoveFile(ctx context.Context, tenant, sandboxID, from, to string, overwrite bool) (FileEntry, error) {
+	c, err := s.fileAgent(ctx, tenant, sandboxID)
+	if err != nil {
+		return FileEntry{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	defer cancel()
+	e, err := c.MoveFile(ctx, agentproto.FileRequest{Path: from, To: to, Overwrite: overwrite})
+	if err != nil {
+		return FileEntry{}, fileOpError(ctx, "move", from, err)
+	}
+	return fileEntry(e), nil
+}
+
+// FileExists reports whether path resolves to an entry (symbolic links
+// followed; a dangling link does not exist).
+func (s *Service) FileExists(ctx context.Context, tenant, sandboxID, path string) (bool, error) {
+	c, err := s.fileAgent(ctx, tenant, sandboxID)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	defer cancel()
+	ok, err := c.FileExists(ctx, path)
+	if err != nil {
+		return false, fileOpError(ctx, "exists", path, err)
+	}
+	return ok, nil
+}
+
+// fileSandbox returns the caller's sandbox when its files can be reached.
+func (s *Service) fileSandbox(ctx context.Context, tenant, id string) (Sandbox, error) {
+	sb, err := s.Get(ctx, tenant, id)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if sb.Status != StatusReady && sb.Status != StatusRunning {
+		return Sandbox{}, fmt.Errorf("sandbox %s is %s: %w", id, sb.Status, errdefs.ErrConflict)
+	}
+	return sb, nil
+}
+
+// fileAgent checks the sandbox and returns a client of its agent.
+func (s *Service) fileAgent(ctx context.Context, tenant, id string) (*agentclient.Client, error) {
+	if _, err := s.fileSandbox(ctx, tenant, id); err != nil {
+		return nil, err
+	}
+	return agentclient.New(s.dialer(id)), nil
+}
+
+// fileOpError explains err; a passed deadline is said so.
+func fileOpError(ctx context.Context, op, path string, err error) error {
+	if err != nil && errors.Is(err, errdefs.ErrTimeout) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: no answer from the sandbox before the deadline: %w", op, path, errdefs.ErrTimeout)
+	}
+	return err
+}
+
+// defaultDir is where ListFiles looks without a path.
+func defaultDir(t template.Template) string {
+	if t.DefaultCwd != "" {
+		return t.DefaultCwd
+	}
+	return "/workspace"
+}
+
+// fileEntry converts the agent's entry.
+func fileEntry(e agentproto.FileEntry) FileEntry {
+	return FileEntry{
+		Name: e.Name, Path: e.Path, Type: e.Type, Size: e.Size, Mode: e.Mode,
+		ModifiedAt: e.ModifiedAt.UTC(),
+	}
 }
 
 // CreateTemplate registers a custom template and starts building it; the

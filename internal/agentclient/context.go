@@ -1,0 +1,176 @@
+package agentclient
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/sdbx/sdbx/internal/agentproto"
+	"github.com/sdbx/sdbx/internal/errdefs"
+)
+
+// maxContextLine bounds one event line of a context op: a rich result of
+// up to agentproto.MaxResult bytes, with room for JSON escapes.
+const maxContextLine = 2*agentproto.MaxResult + 1<<20
+
+// CreateContext starts a code context (an interpreter that keeps its
+// state between runs) and returns its description.
+//
+// Errors wrap errdefs.ErrConflict when the id is in use,
+// errdefs.ErrInvalidArgument for a bad field, errdefs.ErrNotFound when
+// the sandbox lacks the language's interpreter, and the connection errors
+// of Exec.
+func (c *Client) CreateContext(ctx context.Context, req agentproto.ContextCreateRequest) (agentproto.ContextInfo, error) {
+	ev, err := c.contextCall(ctx, agentproto.Request{Op: agentproto.OpContextCreate, ContextCreate: &req}, nil)
+	if err != nil {
+		return agentproto.ContextInfo{}, err
+	}
+	if ev.Type != agentproto.EventContext || ev.Context == nil {
+		return agentproto.ContextInfo{}, unexpected(agentproto.OpContextCreate, ev)
+	}
+	return *ev.Context, nil
+}
+
+// ExecContext runs code in a context. onEvent (which may be nil) gets the
+// run's stdout, stderr, display and exception events in order, from the
+// calling goroutine. The returned ContextDone says whether the run timed
+// out and whether the context's state survived; an exception raised by
+// the code is not an error.
+//
+// Errors wrap errdefs.ErrNotFound when the context does not exist (or was
+// deleted during the run), and the connection errors of Exec. Ending ctx
+// closes the connection, which interrupts the run (or takes it out of the
+// context's queue).
+func (c *Client) ExecContext(ctx context.Context, req agentproto.ContextExecRequest, onEvent func(agentproto.Event)) (agentproto.ContextDone, error) {
+	ev, err := c.contextCall(ctx, agentproto.Request{Op: agentproto.OpContextExec, ContextExec: &req}, onEvent)
+	if err != nil {
+		return agentproto.ContextDone{}, err
+	}
+	if ev.Type != agentproto.EventDone || ev.Done == nil {
+		return agentproto.ContextDone{}, unexpected(agentproto.OpContextExec, ev)
+	}
+	return *ev.Done, nil
+}
+
+// DeleteContext kills a context's interpreter and every process started
+// from it, and returns the context's last description.
+//
+// Errors wrap errdefs.ErrNotFound when the context does not exist, and the
+// connection errors of Exec.
+func (c *Client) DeleteContext(ctx context.Context, id string) (agentproto.ContextInfo, error) {
+	ev, err := c.contextCall(ctx, agentproto.Request{Op: agentproto.OpContextDelete, ContextDelete: &agentproto.ContextDeleteRequest{ID: id}}, nil)
+	if err != nil {
+		return agentproto.ContextInfo{}, err
+	}
+	if ev.Type != agentproto.EventContext || ev.Context == nil {
+		return agentproto.ContextInfo{}, unexpected(agentproto.OpContextDelete, ev)
+	}
+	return *ev.Context, nil
+}
+
+// ListContexts returns the agent's contexts, sorted by id.
+func (c *Client) ListContexts(ctx context.Context) ([]agentproto.ContextInfo, error) {
+	ev, err := c.contextCall(ctx, agentproto.Request{Op: agentproto.OpContextList}, nil)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Type != agentproto.EventContexts {
+		return nil, unexpected(agentproto.OpContextList, ev)
+	}
+	return ev.Contexts, nil
+}
+
+func unexpected(op string, ev agentproto.Event) error {
+	return fmt.Errorf("agent %s: unexpected final event %q: %w", op, ev.Type, errdefs.ErrInternal)
+}
+
+// isContextFinal reports whether an event ends a context op.
+func isContextFinal(t string) bool {
+	return t == agentproto.EventDone || t == agentproto.EventContext || t == agentproto.EventContexts
+}
+
+// contextCall sends req on a new connection, passes the streamed events to
+// onEvent and returns the final event. An error event becomes an error.
+func (c *Client) contextCall(ctx context.Context, req agentproto.Request, onEvent func(agentproto.Event)) (agentproto.Event, error) {
+	fail := func(err error) (agentproto.Event, error) {
+		return agentproto.Event{}, fmt.Errorf("agent %s: %w", req.Op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(ctxError(err))
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(ctxError(ctx.Err()))
+		}
+		if errors.Is(err, errdefs.ErrUnavailable) {
+			return fail(fmt.Errorf("dial: %w", err))
+		}
+		return fail(fmt.Errorf("dial: %w: %w", errdefs.ErrUnavailable, err))
+	}
+	defer conn.Close()
+	// Closing the connection is the protocol's cancellation.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	line, err := json.Marshal(req)
+	if err != nil {
+		return fail(fmt.Errorf("encode request: %v: %w", err, errdefs.ErrInvalidArgument))
+	}
+	if _, err := conn.Write(append(line, '\n')); err != nil {
+		return fail(broken(ctx, "send request", err))
+	}
+	br := bufio.NewReaderSize(conn, 64*1024)
+	var buf []byte
+	for {
+		buf, err = readContextLine(br, buf[:0])
+		if err != nil {
+			if errors.Is(err, errdefs.ErrInternal) {
+				return fail(err)
+			}
+			return fail(broken(ctx, "read event", err))
+		}
+		var ev agentproto.Event
+		if err := json.Unmarshal(buf, &ev); err != nil {
+			return fail(fmt.Errorf("decode event: %v: %w", err, errdefs.ErrInternal))
+		}
+		switch {
+		case ev.Type == agentproto.EventError:
+			return agentproto.Event{}, &AgentError{Code: ev.ErrCode, Message: ev.Message}
+		case isContextFinal(ev.Type):
+			return ev, nil
+		case ev.Type == agentproto.EventStdout || ev.Type == agentproto.EventStderr ||
+			ev.Type == agentproto.EventDisplay || ev.Type == agentproto.EventException:
+			if onEvent != nil {
+				onEvent(ev)
+			}
+		default:
+			// An event type from a newer agent: skip it.
+		}
+	}
+}
+
+// readContextLine appends the next line of br (without its newline) to
+// buf. A line longer than maxContextLine is an ErrInternal error.
+func readContextLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(buf)+len(chunk) > maxContextLine {
+			return buf, fmt.Errorf("event line longer than %d bytes: %w", maxContextLine, errdefs.ErrInternal)
+		}
+		buf = append(buf, chunk...)
+		switch {
+		case err == nil:
+			return buf[:len(buf)-1], nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			return buf, io.ErrUnexpectedEOF
+		default:
+			return buf, err
+		}
+	}
+}
