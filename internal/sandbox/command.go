@@ -9,6 +9,7 @@ import (
 	"github.com/sdbx/sdbx/internal/agentclient"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
+	"github.com/sdbx/sdbx/internal/template"
 )
 
 // baseEnv is every command's starting environment, below the template's.
@@ -20,6 +21,19 @@ var baseEnv = map[string]string{
 	"TERM": "xterm-256color",
 }
 
+// envFor merges a process's environment: base < template < sandbox <
+// extra.
+func envFor(sb Sandbox, tmpl template.Template, extra map[string]string) map[string]string {
+	env := copyEnv(baseEnv)
+	env["HOSTNAME"] = sb.ID
+	for _, layer := range []map[string]string{tmpl.DefaultEnv, sb.EnvVars, extra} {
+		for k, v := range layer {
+			env[k] = v
+		}
+	}
+	return env
+}
+
 // RunCommand runs a command in a sandbox, calling onOutput for each line as
 // it is produced (from one goroutine, in order), and returns the result once
 // the command has exited. A command killed by its timeout returns an error
@@ -28,24 +42,15 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	if err := validateCommand(req); err != nil {
 		return CommandResult{}, err
 	}
-	sb, err := s.Get(ctx, tenant, id)
+	sb, err := s.running(ctx, tenant, id)
 	if err != nil {
 		return CommandResult{}, err
-	}
-	if sb.Status != StatusReady && sb.Status != StatusRunning {
-		return CommandResult{}, fmt.Errorf("sandbox %s is %s: %w", id, sb.Status, errdefs.ErrConflict)
 	}
 	tmpl, err := s.templates.Get(sb.TemplateID)
 	if err != nil {
 		return CommandResult{}, err
 	}
-	env := copyEnv(baseEnv)
-	env["HOSTNAME"] = sb.ID
-	for _, layer := range []map[string]string{tmpl.DefaultEnv, sb.EnvVars, req.Env} {
-		for k, v := range layer {
-			env[k] = v
-		}
-	}
+	env := envFor(sb, tmpl, req.Env)
 	args := req.Args
 	if req.Command != "" {
 		args = []string{"/bin/bash", "-c", req.Command}

@@ -80,7 +80,7 @@ func (s *Service) DeleteFile(ctx context.Context, tenant, sandboxID, path string
 // ListFiles lists a directory; dir defaults to the template's working
 // directory.
 func (s *Service) ListFiles(ctx context.Context, tenant, sandboxID, dir string) (FileList, error) {
-	sb, err := s.fileSandbox(ctx, tenant, sandboxID)
+	sb, err := s.running(ctx, tenant, sandboxID)
 	if err != nil {
 		return FileList{}, err
 	}
@@ -172,21 +172,9 @@ func (s *Service) FileExists(ctx context.Context, tenant, sandboxID, path string
 	return ok, nil
 }
 
-// fileSandbox returns the caller's sandbox when its files can be reached.
-func (s *Service) fileSandbox(ctx context.Context, tenant, id string) (Sandbox, error) {
-	sb, err := s.Get(ctx, tenant, id)
-	if err != nil {
-		return Sandbox{}, err
-	}
-	if sb.Status != StatusReady && sb.Status != StatusRunning {
-		return Sandbox{}, fmt.Errorf("sandbox %s is %s: %w", id, sb.Status, errdefs.ErrConflict)
-	}
-	return sb, nil
-}
-
 // fileAgent checks the sandbox and returns a client of its agent.
 func (s *Service) fileAgent(ctx context.Context, tenant, id string) (*agentclient.Client, error) {
-	if _, err := s.fileSandbox(ctx, tenant, id); err != nil {
+	if _, err := s.running(ctx, tenant, id); err != nil {
 		return nil, err
 	}
 	return agentclient.New(s.dialer(id)), nil

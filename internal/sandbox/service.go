@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -61,6 +62,9 @@ type Service struct {
 
 	mu   sync.Mutex
 	live map[string]*liveSandbox // by id, sandboxes with work in flight
+	// defaultLocks serialize creating a sandbox's default context per
+	// language ("sb-x/python").
+	defaultLocks map[string]*sync.Mutex
 }
 
 // liveSandbox tracks in-memory state of a sandbox: commands in flight and a
@@ -185,6 +189,19 @@ func (s *Service) List(ctx context.Context, tenant string) ([]Sandbox, error) {
 	return list, nil
 }
 
+// running returns the caller's sandbox when it is running (ready or busy);
+// a stopped, failed or terminated one is a conflict.
+func (s *Service) running(ctx context.Context, tenant, id string) (Sandbox, error) {
+	sb, err := s.Get(ctx, tenant, id)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if sb.Status != StatusReady && sb.Status != StatusRunning {
+		return Sandbox{}, fmt.Errorf("sandbox %s is %s: %w", id, sb.Status, errdefs.ErrConflict)
+	}
+	return sb, nil
+}
+
 // withLiveStatus reports "running" for a ready sandbox with a command in
 // flight.
 func (s *Service) withLiveStatus(sb Sandbox) Sandbox {
@@ -218,6 +235,11 @@ func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) erro
 	s.mu.Lock()
 	if l := s.live[sb.ID]; l != nil {
 		l.cancel()
+	}
+	for key := range s.defaultLocks {
+		if strings.HasPrefix(key, sb.ID+"/") {
+			delete(s.defaultLocks, key)
+		}
 	}
 	s.mu.Unlock()
 	if err := s.driver.Delete(ctx, sb.ID); err != nil {

@@ -5,8 +5,10 @@ import (
 	"time"
 )
 
-// Store persists sandbox records. Implementations: store/sqlite.
+// Store persists sandbox and code context records. Implementations:
+// store/sqlite.
 type Store interface {
+	ContextStore
 	// CreateSandbox inserts a new record. Returns errdefs.ErrConflict if the
 	// id exists.
 	CreateSandbox(ctx context.Context, sb Sandbox) error
