@@ -5,7 +5,7 @@
 #   deps.sh --test     plus what the test suite needs
 set -euo pipefail
 
-want=(python3 bash coreutils procps)
+want=(python3 bash coreutils procps python3-numpy python3-pandas python3-matplotlib)
 command -v node >/dev/null 2>&1 || want+=(nodejs)
 if [[ "${1:-}" == "--test" ]]; then
   command -v npm >/dev/null 2>&1 || want+=(npm)
