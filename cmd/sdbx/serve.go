@@ -135,6 +135,7 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		log.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), cfg.ShutdownTimeout)
 		defer cancel()
+		svc.Shutdown()
 		handler.Close()
 		return srv.Shutdown(sctx)
 	})

@@ -110,6 +110,9 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 // commandError explains why a command ended without an exit status.
 func (s *Service) commandError(ctx context.Context, id string, err error) error {
 	if ctx.Err() != nil {
+		if s.stopping.Load() {
+			return fmt.Errorf("the server is shutting down; the run was stopped: %w", errdefs.ErrUnavailable)
+		}
 		if s.deleted(id) {
 			return fmt.Errorf("sandbox %s was deleted while the command ran: %w", id, errdefs.ErrConflict)
 		}
@@ -126,7 +129,7 @@ func (s *Service) track(ctx context.Context, id string) (context.Context, func()
 	s.mu.Lock()
 	l := s.live[id]
 	if l == nil {
-		lctx, cancel := context.WithCancel(context.Background())
+		lctx, cancel := context.WithCancel(s.base)
 		l = &liveSandbox{ctx: lctx, cancel: cancel}
 		s.live[id] = l
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sdbx/sdbx/internal/agentclient"
@@ -60,6 +61,12 @@ type Service struct {
 
 	pool *pool
 
+	// base is the parent of every operation's live context; Shutdown
+	// cancels it.
+	base     context.Context
+	shutdown context.CancelFunc
+	stopping atomic.Bool
+
 	mu   sync.Mutex
 	live map[string]*liveSandbox // by id, sandboxes with work in flight
 	// defaultLocks serialize creating a sandbox's default context per
@@ -80,10 +87,20 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 	if cfg.ExpiryInterval <= 0 {
 		cfg.ExpiryInterval = time.Second
 	}
-	return &Service{
+	s := &Service{
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
 	}
+	s.base, s.shutdown = context.WithCancel(context.Background())
+	return s
+}
+
+// Shutdown stops every command and code run in flight; they end with an
+// unavailable error saying the server is shutting down. Sandboxes keep
+// running (a restarted server adopts them).
+func (s *Service) Shutdown() {
+	s.stopping.Store(true)
+	s.shutdown()
 }
 
 // Create validates opts, records the sandbox and starts it. It returns the

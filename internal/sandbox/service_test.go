@@ -520,3 +520,24 @@ func TestWarmPool(t *testing.T) {
 		t.Fatalf("after shutdown the driver has %d sandboxes, want only the 3 claimed: %v", len(left), left)
 	}
 }
+
+func TestShutdownStopsRunsWithAClearError(t *testing.T) {
+	h := newHarness(t)
+	sb, err := h.svc.Create(t.Context(), "t1", sandbox.CreateOptions{TemplateID: "py"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.svc.RunCommand(t.Context(), "t1", sb.ID, sandbox.CommandRequest{Command: "hang"}, nil)
+		errc <- err
+	}()
+	<-h.driver.started
+	h.svc.Shutdown()
+	if err := <-errc; !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("run during shutdown: %v, want unavailable saying the server is shutting down", err)
+	}
+	if ids, _ := h.driver.List(t.Context()); len(ids) != 1 {
+		t.Fatalf("shutdown touched sandboxes: %v", ids)
+	}
+}

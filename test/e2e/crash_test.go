@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -128,5 +129,59 @@ func TestCrashRecovery(t *testing.T) {
 		if err := c.DeleteSandbox(t.Context(), id); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestGracefulShutdown sends SIGTERM while a command runs: the command ends
+// at once with a clear unavailable error, the server exits 0 well within
+// its shutdown timeout, and the sandbox is adopted by the next server.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	key := RandomKey()
+	srv, err := StartServer(t.Context(), ServerOptions{Bin: e.bin, DataDir: dir, APIKey: key, Args: []string{"--pool", "none", "--shutdown-timeout", "20s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sdbx.New(sdbx.Config{ServerURL: srv.URL, APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: "python-3-11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	inflight := make(chan error, 1)
+	go func() {
+		_, err := c.RunCommand(t.Context(), sb.ID, sdbx.Command{Command: "echo started; sleep 60"},
+			sdbx.OnStdout(func(sdbx.OutputLine) { close(started) }))
+		inflight <- err
+	}()
+	<-started
+	t0 := time.Now()
+	if err := srv.Stop(15 * time.Second); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, srv.Logs())
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Fatalf("shutdown waited %v for a 60 s command instead of ending it", d)
+	}
+	err = <-inflight
+	if !errors.Is(err, sdbx.ErrUnavailable) || !strings.Contains(err.Error(), "shutting down") {
+		t.Fatalf("command during shutdown: %v, want unavailable saying the server is shutting down", err)
+	}
+
+	srv, err = StartServer(t.Context(), ServerOptions{Bin: e.bin, DataDir: dir, APIKey: key, Args: []string{"--pool", "none"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop(30 * time.Second)
+	c, _ = sdbx.New(sdbx.Config{ServerURL: srv.URL, APIKey: key})
+	if got, err := c.GetSandbox(t.Context(), sb.ID); err != nil || got.Status != sdbx.StatusReady {
+		t.Fatalf("sandbox after restart: %+v, %v", got, err)
+	}
+	if err := c.DeleteSandbox(t.Context(), sb.ID); err != nil {
+		t.Fatal(err)
 	}
 }
