@@ -1,0 +1,615 @@
+/** The SandboxSDK class: the public methods, their checks, and their wire events. */
+import { dedent } from './code.js';
+import { SandboxError, SandboxSDKError, ValidationError } from './errors.js';
+import { LOG_LEVELS, Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { Transport, type StreamHandlers } from './transport.js';
+import type {
+  BatchExecutionJob,
+  BatchExecutionResult,
+  BatchOptions,
+  CodeContext,
+  CommandResult,
+  CreateContextOptions,
+  CreateSandboxOptions,
+  Execution,
+  ExecutionResult,
+  FileEntry,
+  FileListResponse,
+  FileOperationOptions,
+  LogLevel,
+  MetricsData,
+  RunCodeOptions,
+  SandboxConfig,
+  SandboxCreationResponse,
+  SandboxSDKConfig,
+  SandboxStatus,
+  SandboxTemplate,
+  SDKLogger,
+  TemplateConfig,
+  TemplateListResponse,
+} from './types.js';
+import * as v from './validate.js';
+
+const DEFAULTS = {
+  timeout: 60_000,
+  maxRetries: 3,
+  retryDelay: 1000,
+  enableLogging: false,
+  logLevel: 'info' as LogLevel,
+  enableMetrics: false,
+  metricsInterval: 30_000,
+};
+
+/** The server's largest execution timeout (24 h). */
+const MAX_TIMEOUT_MS = 86_400_000;
+
+/**
+ * How much longer than an execution's own timeout the SDK waits for the
+ * server's answer (the server interrupts the code at its deadline and may
+ * restart the interpreter before it answers).
+ */
+const EXEC_GRACE_MS = 10_000;
+
+/**
+ * The largest file:write content, in bytes of its text: the server takes
+ * Socket.IO messages of up to 16 MiB (and closes the connection on a
+ * larger one); the rest of the message needs a little room.
+ */
+const MAX_WRITE_CONTENT_BYTES = 16 * 1024 * 1024 - 64 * 1024;
+
+const CONFIG_KEYS = [
+  'apiKey',
+  'serverUrl',
+  'timeout',
+  'maxRetries',
+  'retryDelay',
+  'enableLogging',
+  'logLevel',
+  'logger',
+  'enableMetrics',
+  'metricsInterval',
+  'onMetrics',
+  'socketOptions',
+] as const;
+const CREATE_SANDBOX_KEYS = ['templateId', 'name', 'expiryTime', 'initialEnvVars'] as const;
+const TEMPLATE_KEYS = [
+  'name',
+  'language',
+  'version',
+  'dockerImage',
+  'dependencies',
+  'installCommand',
+  'defaultEnvVars',
+] as const;
+const CALLBACK_KEYS = ['onStdout', 'onStderr', 'onResult', 'onError'] as const;
+const RUN_OPTION_KEYS = ['timeoutMs', 'envs', 'language', 'context', 'cwd', ...CALLBACK_KEYS] as const;
+const BATCH_OPTION_KEYS = [...RUN_OPTION_KEYS, 'concurrency'] as const;
+const FILE_KEYS = ['sandboxId', 'path', 'encoding', 'createParents', 'recursive'] as const;
+const CONTEXT_KEYS = ['sandboxId', 'language', 'cwd', 'envs'] as const;
+const JOB_KEYS = ['id', 'code', 'timeout', 'priority', 'language', 'context'] as const;
+
+/**
+ * SandboxSDK is a client of an sdbx server over Socket.IO. It connects on
+ * the first call (or waitForConnection()), reconnects by itself, and must
+ * be disconnect()ed when done.
+ */
+export class SandboxSDK {
+  private readonly timeout: number;
+  private readonly logger: Logger;
+  private readonly metrics = new Metrics();
+  private readonly transport: Transport;
+  private metricsTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(config: SandboxSDKConfig) {
+    const c = v.object(config, 'config', CONFIG_KEYS);
+    const apiKey = v.requiredString(c.apiKey, 'config.apiKey');
+    const serverUrl = checkServerUrl(c.serverUrl);
+    this.timeout = v.optionalNumber(c.timeout, 'config.timeout', { min: 1, max: MAX_TIMEOUT_MS, integer: true }) ?? DEFAULTS.timeout;
+    const maxRetries = v.optionalNumber(c.maxRetries, 'config.maxRetries', { min: 0, max: 100, integer: true }) ?? DEFAULTS.maxRetries;
+    const retryDelay = v.optionalNumber(c.retryDelay, 'config.retryDelay', { min: 0, max: 600_000 }) ?? DEFAULTS.retryDelay;
+    const enableLogging = v.optionalBoolean(c.enableLogging, 'config.enableLogging') ?? DEFAULTS.enableLogging;
+    const logLevel = v.optionalEnum(c.logLevel, 'config.logLevel', LOG_LEVELS) ?? DEFAULTS.logLevel;
+    const sink = checkLogger(c.logger);
+    const enableMetrics = v.optionalBoolean(c.enableMetrics, 'config.enableMetrics') ?? DEFAULTS.enableMetrics;
+    const metricsInterval =
+      v.optionalNumber(c.metricsInterval, 'config.metricsInterval', { min: 1 }) ?? DEFAULTS.metricsInterval;
+    const onMetrics = v.optionalFunction<(m: MetricsData) => void>(c.onMetrics, 'config.onMetrics');
+    const socketOptions = v.optionalObject(c.socketOptions, 'config.socketOptions') ?? {};
+
+    this.logger = new Logger(enableLogging, logLevel, sink);
+    this.transport = new Transport({
+      apiKey,
+      serverUrl,
+      timeout: this.timeout,
+      maxRetries,
+      retryDelay,
+      socketOptions,
+      logger: this.logger,
+      metrics: this.metrics,
+    });
+    if (enableMetrics) {
+      this.metricsTimer = setInterval(() => {
+        const m = this.metrics.snapshot();
+        this.logger.debug('metrics', { ...m });
+        if (onMetrics) {
+          try {
+            onMetrics(m);
+          } catch (e) {
+            this.logger.error(`onMetrics callback threw: ${e instanceof Error ? e.message : String(e)}`);
+          }
+        }
+      }, metricsInterval);
+      this.metricsTimer.unref?.();
+    }
+    this.logger.debug(`SDK created for ${serverUrl}`, { timeout: this.timeout, maxRetries, retryDelay });
+  }
+
+  // -------------------------------------------------------------------------
+  // Connection management
+
+  /**
+   * waitForConnection connects (if not yet connected) and resolves once the
+   * server has accepted the API key. It rejects with AuthenticationError
+   * for a refused key, and with ConnectionError when the server can't be
+   * reached (after 1 + maxRetries attempts) or timeoutMs passes
+   * (default: the SDK's timeout).
+   */
+  async waitForConnection(timeoutMs?: number): Promise<void> {
+    const t = v.optionalNumber(timeoutMs, 'timeoutMs', { min: 1, integer: true }) ?? this.timeout;
+    await this.transport.waitForConnection(t);
+  }
+
+  /** isReady tells whether the SDK is connected now. */
+  isReady(): boolean {
+    return this.transport.connected;
+  }
+
+  /**
+   * disconnect closes the connection and stops the metrics timer; calls in
+   * flight fail with ConnectionError. waitForConnection() connects again.
+   */
+  disconnect(): void {
+    if (this.metricsTimer !== undefined) {
+      clearInterval(this.metricsTimer);
+      this.metricsTimer = undefined;
+    }
+    this.transport.disconnect();
+  }
+
+  // -------------------------------------------------------------------------
+  // Sandboxes
+
+  async createSandbox(options: CreateSandboxOptions): Promise<SandboxCreationResponse> {
+    const o = v.object(options, 'options', CREATE_SANDBOX_KEYS);
+    const body = compact({
+      templateId: v.requiredString(o.templateId, 'options.templateId'),
+      name: v.optionalString(o.name, 'options.name'),
+      expiryTime: v.optionalNumber(o.expiryTime, 'options.expiryTime', { min: 0, integer: true }),
+      initialEnvVars: v.optionalStringMap(o.initialEnvVars, 'options.initialEnvVars'),
+    });
+    const data = await this.transport.request<SandboxCreationResponse>('sandbox:create', body, {
+      timeoutMs: this.timeout,
+    });
+    if (data?.sandbox?.id) this.metrics.sandboxActive(data.sandbox.id);
+    return data;
+  }
+
+  async deleteSandbox(sandboxId: string): Promise<void> {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    try {
+      await this.transport.request('sandbox:delete', { sandboxId: id }, {
+        timeoutMs: this.timeout,
+        idempotent: true,
+        notFoundAfterRetryIsSuccess: true,
+      });
+    } catch (e) {
+      if (e instanceof SandboxSDKError && e.code === 'not_found') this.metrics.sandboxGone(id);
+      throw e;
+    }
+    this.metrics.sandboxGone(id);
+  }
+
+  async getSandboxStatus(sandboxId: string): Promise<SandboxStatus> {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    try {
+      const sb = await this.transport.request<SandboxStatus>('sandbox:get', { sandboxId: id }, {
+        timeoutMs: this.timeout,
+        idempotent: true,
+      });
+      if (sb?.status === 'terminated') this.metrics.sandboxGone(id);
+      else this.metrics.sandboxActive(id);
+      return sb;
+    } catch (e) {
+      if (e instanceof SandboxSDKError && e.code === 'not_found') this.metrics.sandboxGone(id);
+      throw e;
+    }
+  }
+
+  async listSandboxes(): Promise<SandboxConfig[]> {
+    const data = await this.transport.request<{ sandboxes?: SandboxConfig[] }>('sandbox:list', {}, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+    });
+    const list = Array.isArray(data?.sandboxes) ? data.sandboxes : [];
+    this.metrics.sandboxesListed(list.filter((s) => s.status !== 'terminated').map((s) => s.id));
+    return list;
+  }
+
+  // -------------------------------------------------------------------------
+  // Templates
+
+  async getTemplates(page?: number, pageSize?: number): Promise<TemplateListResponse> {
+    const body = compact({
+      page: v.optionalNumber(page, 'page', { min: 1, integer: true }),
+      pageSize: v.optionalNumber(pageSize, 'pageSize', { min: 1, max: 100, integer: true }),
+    });
+    return this.transport.request<TemplateListResponse>('template:list', body, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+    });
+  }
+
+  async getTemplate(templateId: string): Promise<SandboxTemplate> {
+    const id = v.requiredString(templateId, 'templateId');
+    return this.transport.request<SandboxTemplate>('template:get', { templateId: id }, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+    });
+  }
+
+  /** createTemplate registers a template; it answers at once with status 'building'. */
+  async createTemplate(template: TemplateConfig): Promise<SandboxTemplate> {
+    const t = v.object(template, 'template', TEMPLATE_KEYS);
+    const body = compact({
+      name: v.requiredString(t.name, 'template.name'),
+      language: v.requiredString(t.language, 'template.language'),
+      version: v.optionalString(t.version, 'template.version'),
+      dockerImage: v.optionalString(t.dockerImage, 'template.dockerImage'),
+      dependencies: v.optionalStringArray(t.dependencies, 'template.dependencies'),
+      installCommand: v.optionalString(t.installCommand, 'template.installCommand'),
+      defaultEnvVars: v.optionalStringMap(t.defaultEnvVars, 'template.defaultEnvVars'),
+    });
+    return this.transport.request<SandboxTemplate>('template:create', body, { timeoutMs: this.timeout });
+  }
+
+  // -------------------------------------------------------------------------
+  // Code execution
+
+  /**
+   * runCode runs code in a code context of the sandbox (the language's
+   * default context unless opts.context says otherwise), streaming its
+   * output to the callbacks. An exception raised by the code is not a
+   * failure of the call: it is in result.execution.error (and onError).
+   */
+  async runCode(sandboxId: string, code: string, opts?: RunCodeOptions): Promise<ExecutionResult> {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    const src = v.requiredString(code, 'code');
+    const o = v.optionalObject(opts, 'options', RUN_OPTION_KEYS) ?? {};
+    if (o.cwd !== undefined) {
+      throw new ValidationError('options.cwd', 'options.cwd is for runTerminal; runCode uses the context\'s cwd (createCodeContext({cwd}))');
+    }
+    const handlers = checkHandlers(o);
+    const timeoutMs = v.optionalNumber(o.timeoutMs, 'options.timeoutMs', { min: 1, max: MAX_TIMEOUT_MS, integer: true }) ?? this.timeout;
+    const language = v.optionalString(o.language, 'options.language', false);
+    const context = v.optionalContextId(o.context, 'options.context');
+    const lang = language ?? v.contextLanguage(o.context);
+    const body = compact({
+      sandboxId: id,
+      code: lang === 'javascript' ? src : dedent(src),
+      language,
+      context,
+      envs: v.optionalStringMap(o.envs, 'options.envs'),
+      timeoutMs,
+    });
+    const data = await this.transport.request<ExecutionResult>('code:run', body, {
+      timeoutMs: timeoutMs + EXEC_GRACE_MS,
+      stream: handlers,
+      execution: true,
+    });
+    return normalizeExecutionResult(data);
+  }
+
+  /**
+   * runTerminal runs a shell command (through bash -c) and resolves with its
+   * stdout, lines joined with "\n". A non-zero exit is not an error; use
+   * runCommand for the exit code and stderr.
+   */
+  async runTerminal(sandboxId: string, command: string, opts?: RunCodeOptions): Promise<string> {
+    const res = await this.runCommand(sandboxId, v.requiredString(command, 'command'), opts);
+    return res.stdout.join('\n');
+  }
+
+  /**
+   * runCommand runs a shell command (a string, through bash -c) or an argv
+   * (an array, run directly) and resolves with its exit code and output.
+   */
+  async runCommand(sandboxId: string, command: string | string[], opts?: RunCodeOptions): Promise<CommandResult> {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    let cmd: { command?: string; args?: string[] };
+    if (Array.isArray(command)) {
+      const args = v.optionalStringArray(command, 'command')!;
+      if (args.length === 0) throw new ValidationError('command', 'command must not be empty');
+      cmd = { args };
+    } else {
+      cmd = { command: v.requiredString(command, 'command') };
+    }
+    const o = v.optionalObject(opts, 'options', RUN_OPTION_KEYS) ?? {};
+    for (const k of ['language', 'context'] as const) {
+      if (o[k] !== undefined) {
+        throw new ValidationError(`options.${k}`, `options.${k} is for runCode; a terminal command runs in the shell`);
+      }
+    }
+    const handlers = checkHandlers(o);
+    const timeoutMs = v.optionalNumber(o.timeoutMs, 'options.timeoutMs', { min: 1, max: MAX_TIMEOUT_MS, integer: true }) ?? this.timeout;
+    const body = compact({
+      sandboxId: id,
+      ...cmd,
+      envs: v.optionalStringMap(o.envs, 'options.envs'),
+      cwd: v.optionalString(o.cwd, 'options.cwd', false),
+      timeoutMs,
+    });
+    const data = await this.transport.request<CommandResult>('terminal:run', body, {
+      timeoutMs: timeoutMs + EXEC_GRACE_MS,
+      stream: handlers,
+      execution: true,
+    });
+    return {
+      exitCode: data?.exitCode ?? 0,
+      stdout: Array.isArray(data?.stdout) ? data.stdout : [],
+      stderr: Array.isArray(data?.stderr) ? data.stderr : [],
+      durationMs: data?.durationMs ?? 0,
+      truncated: data?.truncated ?? false,
+    };
+  }
+
+  // -------------------------------------------------------------------------
+  // Files
+
+  /** readFile resolves with the file's content (utf8 text, or base64 with encoding 'base64'). */
+  async readFile(options: FileOperationOptions): Promise<string> {
+    const o = v.object(options, 'options', FILE_KEYS);
+    const body = compact({
+      sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
+      path: v.requiredString(o.path, 'options.path'),
+      encoding: v.optionalEnum(o.encoding, 'options.encoding', ['utf8', 'base64'] as const),
+    });
+    v.optionalBoolean(o.createParents, 'options.createParents');
+    v.optionalBoolean(o.recursive, 'options.recursive');
+    const data = await this.transport.request<{ content?: string }>('file:read', body, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+    });
+    return typeof data?.content === 'string' ? data.content : '';
+  }
+
+  /**
+   * writeFile writes content (a string in options.encoding, default utf8;
+   * or bytes) atomically and resolves with the file's path.
+   */
+  async writeFile(options: FileOperationOptions, content: string | Uint8Array): Promise<string> {
+    const o = v.object(options, 'options', FILE_KEYS);
+    let encoding = v.optionalEnum(o.encoding, 'options.encoding', ['utf8', 'base64'] as const);
+    let text: string;
+    if (typeof content === 'string') {
+      text = content;
+    } else if (content instanceof Uint8Array) {
+      text = Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString('base64');
+      encoding = 'base64';
+    } else if (content === undefined || content === null) {
+      throw new ValidationError('content', 'content is required');
+    } else {
+      throw new ValidationError('content', `content must be a string or a Uint8Array (got ${v.describe(content)})`);
+    }
+    v.optionalBoolean(o.recursive, 'options.recursive');
+    if (Buffer.byteLength(text, 'utf8') > MAX_WRITE_CONTENT_BYTES) {
+      // The server would close the connection on a larger message.
+      throw new ValidationError(
+        'content',
+        `content is larger than ${MAX_WRITE_CONTENT_BYTES} bytes${encoding === 'base64' ? ' as base64' : ''}: ` +
+          'Socket.IO messages are limited to 16 MiB; upload larger files over HTTP (PUT /v1/sandboxes/{id}/files?path=...)',
+      );
+    }
+    const body = compact({
+      sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
+      path: v.requiredString(o.path, 'options.path'),
+      content: text,
+      encoding,
+      createParents: v.optionalBoolean(o.createParents, 'options.createParents'),
+    });
+    const entry = await this.transport.request<Partial<FileEntry>>('file:write', body, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+    });
+    return typeof entry?.path === 'string' && entry.path !== '' ? entry.path : (body.path as string);
+  }
+
+  /** deleteFile deletes a file (or, with recursive, a directory tree). */
+  async deleteFile(options: Omit<FileOperationOptions, 'encoding'>): Promise<void> {
+    const o = v.object(options, 'options', FILE_KEYS);
+    v.optionalBoolean(o.createParents, 'options.createParents');
+    const body = compact({
+      sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
+      path: v.requiredString(o.path, 'options.path'),
+      recursive: v.optionalBoolean(o.recursive, 'options.recursive'),
+    });
+    await this.transport.request('file:delete', body, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+      notFoundAfterRetryIsSuccess: true,
+    });
+  }
+
+  /** listFiles lists a directory (default /workspace), sorted by name. */
+  async listFiles(sandboxId: string, dirPath?: string): Promise<FileListResponse> {
+    const body = compact({
+      sandboxId: v.requiredString(sandboxId, 'sandboxId'),
+      path: v.optionalString(dirPath, 'dirPath', false),
+    });
+    const data = await this.transport.request<FileListResponse>('file:list', body, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+    });
+    return { ...data, entries: Array.isArray(data?.entries) ? data.entries : [] };
+  }
+
+  // -------------------------------------------------------------------------
+  // Contexts
+
+  async createCodeContext(options: CreateContextOptions): Promise<CodeContext> {
+    const o = v.object(options, 'options', CONTEXT_KEYS);
+    const body = compact({
+      sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
+      language: v.optionalString(o.language, 'options.language', false),
+      cwd: v.optionalString(o.cwd, 'options.cwd', false),
+      envs: v.optionalStringMap(o.envs, 'options.envs'),
+    });
+    return this.transport.request<CodeContext>('context:create', body, { timeoutMs: this.timeout });
+  }
+
+  /** deleteCodeContext deletes a context (by id, or the CodeContext itself). */
+  async deleteCodeContext(contextId: string | CodeContext): Promise<void> {
+    const id = v.optionalContextId(contextId, 'contextId');
+    if (id === undefined) throw new ValidationError('contextId', 'contextId is required');
+    await this.transport.request('context:delete', { contextId: id }, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+      notFoundAfterRetryIsSuccess: true,
+    });
+  }
+
+  async listCodeContexts(sandboxId: string): Promise<CodeContext[]> {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    const data = await this.transport.request<{ contexts?: CodeContext[] }>('context:list', { sandboxId: id }, {
+      timeoutMs: this.timeout,
+      idempotent: true,
+    });
+    return Array.isArray(data?.contexts) ? data.contexts : [];
+  }
+
+  // -------------------------------------------------------------------------
+  // Batches
+
+  /**
+   * executeBatch runs jobs (higher priority first, at most
+   * opts.concurrency at once) and resolves with one result per job, in job
+   * order. A failing job never stops the others. opts.timeoutMs and
+   * opts.language are the defaults of jobs without their own; streamed
+   * output, results and errors carry the jobId.
+   */
+  async executeBatch(sandboxId: string, jobs: BatchExecutionJob[], opts?: BatchOptions): Promise<BatchExecutionResult[]> {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    if (!Array.isArray(jobs)) throw new ValidationError('jobs', `jobs must be an array (got ${v.describe(jobs)})`);
+    if (jobs.length === 0) throw new ValidationError('jobs', 'jobs must not be empty');
+    const o = v.optionalObject(opts, 'options', BATCH_OPTION_KEYS) ?? {};
+    for (const k of ['envs', 'context', 'cwd'] as const) {
+      if (o[k] !== undefined) {
+        throw new ValidationError(`options.${k}`, `options.${k} is not supported by executeBatch (set context per job)`);
+      }
+    }
+    const handlers = checkHandlers(o);
+    const defaultTimeout =
+      v.optionalNumber(o.timeoutMs, 'options.timeoutMs', { min: 1, max: MAX_TIMEOUT_MS, integer: true }) ?? this.timeout;
+    const defaultLanguage = v.optionalString(o.language, 'options.language', false);
+    const concurrency = v.optionalNumber(o.concurrency, 'options.concurrency', { min: 1, max: 16, integer: true });
+    const seen = new Set<string>();
+    let total = 0;
+    const wireJobs = jobs.map((job, i) => {
+      const f = `jobs[${i}]`;
+      const j = v.object(job, f, JOB_KEYS);
+      const jobId = v.requiredString(j.id, `${f}.id`);
+      if (seen.has(jobId)) throw new ValidationError(`${f}.id`, `${f}.id "${jobId}" is used by another job`);
+      seen.add(jobId);
+      const timeout = v.optionalNumber(j.timeout, `${f}.timeout`, { min: 1, max: MAX_TIMEOUT_MS, integer: true }) ?? defaultTimeout;
+      total += timeout;
+      const language = v.optionalString(j.language, `${f}.language`, false) ?? defaultLanguage;
+      const code = v.requiredString(j.code, `${f}.code`);
+      const lang = language ?? v.contextLanguage(j.context);
+      return compact({
+        id: jobId,
+        code: lang === 'javascript' ? code : dedent(code),
+        timeout,
+        priority: v.optionalNumber(j.priority, `${f}.priority`, { integer: true }),
+        language,
+        context: v.optionalContextId(j.context, `${f}.context`),
+      });
+    });
+    const data = await this.transport.request<{ results?: BatchExecutionResult[] }>(
+      'batch:run',
+      compact({ sandboxId: id, jobs: wireJobs, concurrency }),
+      { timeoutMs: Math.min(total, MAX_TIMEOUT_MS) + EXEC_GRACE_MS, stream: handlers, execution: true },
+    );
+    const results = Array.isArray(data?.results) ? data.results : [];
+    return results.map((r) => (r.execution ? { ...r, execution: normalizeExecution(r.execution) } : r));
+  }
+
+  // -------------------------------------------------------------------------
+  // Monitoring
+
+  /** getMetrics returns a snapshot of the SDK's counters. */
+  getMetrics(): MetricsData {
+    return this.metrics.snapshot();
+  }
+}
+
+function checkServerUrl(value: unknown): string {
+  const s = v.requiredString(value, 'config.serverUrl');
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw new ValidationError('config.serverUrl', `config.serverUrl must be a URL like http://localhost:3000 (got "${s}")`);
+  }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(u.protocol)) {
+    throw new ValidationError('config.serverUrl', `config.serverUrl must be an http(s) or ws(s) URL (got "${s}")`);
+  }
+  return s;
+}
+
+function checkLogger(value: unknown): SDKLogger | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null) {
+    throw new ValidationError('config.logger', `config.logger must be an object with debug, info, warn and error methods (got ${v.describe(value)})`);
+  }
+  for (const level of LOG_LEVELS) {
+    if (typeof (value as Record<string, unknown>)[level] !== 'function') {
+      throw new ValidationError(`config.logger.${level}`, `config.logger.${level} must be a function`);
+    }
+  }
+  return value as SDKLogger;
+}
+
+function checkHandlers(o: Record<string, unknown>): StreamHandlers {
+  const h: StreamHandlers = {};
+  for (const k of CALLBACK_KEYS) {
+    const fn = v.optionalFunction(o[k], `options.${k}`);
+    if (fn) (h as Record<string, unknown>)[k] = fn;
+  }
+  return h;
+}
+
+/** compact drops the undefined fields, so that only what was given is sent. */
+function compact<T extends Record<string, unknown>>(o: T): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(o)) if (val !== undefined) out[k] = val;
+  return out;
+}
+
+function normalizeExecution(e: Partial<Execution> | undefined): Execution {
+  const logs = e?.logs;
+  return {
+    ...e,
+    logs: {
+      stdout: Array.isArray(logs?.stdout) ? logs.stdout : [],
+      stderr: Array.isArray(logs?.stderr) ? logs.stderr : [],
+    },
+    results: Array.isArray(e?.results) ? e.results : [],
+  };
+}
+
+function normalizeExecutionResult(r: ExecutionResult | undefined): ExecutionResult {
+  if (!r || typeof r !== 'object' || typeof r.execution !== 'object') {
+    throw new SandboxError('code:run: the server answered without an execution', 'internal', { operation: 'code:run' });
+  }
+  return { ...r, execution: normalizeExecution(r.execution) };
+}
