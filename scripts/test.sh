@@ -16,7 +16,7 @@ go test -count=1 -timeout 20m ./... 2>&1
 # A short fuzz run of each target (corpora in testdata/fuzz are replayed by
 # the plain test run above too).
 for target in ./internal/api:FuzzDecodeBodies ./internal/agent/fs:FuzzCleanPath ./internal/sandbox:FuzzValidateEnv; do
-  go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 10s "${target%%:*}" 2>&1 | tail -n 1
+  go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 10s "${target%%:*}" 2>&1 | tail -n 3
 done
 
 # The TypeScript SDK against a real server (node:test).
