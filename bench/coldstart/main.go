@@ -11,19 +11,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
+	"github.com/sdbx/sdbx/bench/internal/server"
 	sdbx "github.com/sdbx/sdbx/sdk/go"
 )
 
@@ -44,7 +38,11 @@ func main() {
 func run(n int, url, key, tmpl, command, pool string) error {
 	ctx := context.Background()
 	if url == "" {
-		stop, u, k, err := startServer(pool)
+		var extra []string
+		if pool != "" {
+			extra = []string{"--pool", pool}
+		}
+		stop, u, k, err := server.Start(extra...)
 		if err != nil {
 			return err
 		}
@@ -94,55 +92,3 @@ func run(n int, url, key, tmpl, command, pool string) error {
 func pct(d []time.Duration, p int) time.Duration { return d[(len(d)-1)*p/100] }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
-
-// startServer builds sdbx and runs it on a free loopback port.
-func startServer(pool string) (stop func(), url, key string, err error) {
-	dir, err := os.MkdirTemp("", "sdbx-bench-")
-	if err != nil {
-		return nil, "", "", err
-	}
-	bin := filepath.Join(dir, "sdbx")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/sdbx")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		return nil, "", "", fmt.Errorf("build sdbx (run from the repository root): %w", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", "", err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	var b [16]byte
-	rand.Read(b[:])
-	key = hex.EncodeToString(b[:])
-	args := []string{"serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", "warn"}
-	if pool != "" {
-		args = append(args, "--pool", pool)
-	}
-	srv := exec.Command(bin, args...)
-	srv.Env = append(os.Environ(), "SDBX_API_KEY="+key)
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
-		return nil, "", "", err
-	}
-	url = "http://" + addr
-	stop = func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
-		os.RemoveAll(dir)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url + "/v1/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return stop, url, key, nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	stop()
-	return nil, "", "", fmt.Errorf("server did not become healthy at %s", url)
-}

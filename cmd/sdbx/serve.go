@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -122,6 +123,20 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.DebugAddr != "" {
+		dbg := &http.Server{Addr: cfg.DebugAddr, Handler: debugHandler(), ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			log.Info("pprof listening", "addr", cfg.DebugAddr)
+			if err := dbg.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("debug listener: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			return dbg.Close()
+		})
+	}
 	g.Go(func() error { return svc.Run(gctx) })
 	g.Go(func() error {
 		log.Info("sdbx listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "version", version)
@@ -148,4 +163,15 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 func cgroupParent(dataDir string) string {
 	sum := sha256.Sum256([]byte(dataDir))
 	return "sdbx-" + hex.EncodeToString(sum[:4])
+}
+
+// debugHandler serves Go's profiles under /debug/pprof/.
+func debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -46,6 +46,9 @@ type Server struct {
 	// bursts of RateBurst.
 	RateLimit float64 `json:"rateLimit"`
 	RateBurst int     `json:"rateBurst"`
+	// DebugAddr, when set, serves Go's pprof profiles on this address
+	// (keep it on loopback).
+	DebugAddr string `json:"debugAddr"`
 }
 
 // Defaults returns the embedded defaults.
@@ -92,7 +95,7 @@ var env = map[string]string{
 	"default-expiry": "SDBX_DEFAULT_EXPIRY", "log-level": "SDBX_LOG_LEVEL",
 	"cpu": "SDBX_CPU", "memory-mb": "SDBX_MEMORY_MB", "pids": "SDBX_PIDS",
 	"shutdown-timeout": "SDBX_SHUTDOWN_TIMEOUT", "pool": "SDBX_POOL",
-	"rate-limit": "SDBX_RATE_LIMIT", "rate-burst": "SDBX_RATE_BURST",
+	"rate-limit": "SDBX_RATE_LIMIT", "rate-burst": "SDBX_RATE_BURST", "debug-addr": "SDBX_DEBUG_ADDR",
 }
 
 // Load builds the configuration from args (flags), the environment and the
@@ -111,6 +114,7 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	fs.Float64Var(&f.CPU, "cpu", 0, "CPUs per sandbox (env SDBX_CPU, default 1)")
 	fs.Int64Var(&f.MemoryMB, "memory-mb", 0, "memory per sandbox in MiB (env SDBX_MEMORY_MB, default 1024)")
 	fs.Int64Var(&f.PIDs, "pids", 0, "processes per sandbox (env SDBX_PIDS, default 512)")
+	fs.StringVar(&f.DebugAddr, "debug-addr", "", "serve pprof profiles on this address, e.g. 127.0.0.1:6060 (env SDBX_DEBUG_ADDR)")
 	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "requests per second per API key, 0 = off (env SDBX_RATE_LIMIT)")
 	fs.IntVar(&f.RateBurst, "rate-burst", 0, "burst of requests per API key (env SDBX_RATE_BURST, default 100)")
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 0, "bound on graceful shutdown (env SDBX_SHUTDOWN_TIMEOUT, default 10s)")
@@ -146,6 +150,7 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	override("pids", func() { cfg.PIDs = f.PIDs })
 	override("shutdown-timeout", func() { cfg.ShutdownTimeout = f.ShutdownTimeout })
 	override("rate-limit", func() { cfg.RateLimit = f.RateLimit })
+	override("debug-addr", func() { cfg.DebugAddr = f.DebugAddr })
 	override("rate-burst", func() { cfg.RateBurst = f.RateBurst })
 	if set["pool"] {
 		p, err := ParsePool(*poolFlag)
@@ -212,6 +217,7 @@ func applyEnv(cfg *Server) error {
 	str("data-dir", &cfg.DataDir)
 	str("api-key", &cfg.APIKey)
 	str("log-level", &cfg.LogLevel)
+	str("debug-addr", &cfg.DebugAddr)
 	parse("default-expiry", func(v string) (err error) { cfg.DefaultExpiry, err = time.ParseDuration(v); return })
 	parse("shutdown-timeout", func(v string) (err error) { cfg.ShutdownTimeout, err = time.ParseDuration(v); return })
 	parse("cpu", func(v string) (err error) { cfg.CPU, err = strconv.ParseFloat(v, 64); return })
@@ -228,6 +234,11 @@ func (c Server) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr %q: want host:port or :port", c.Addr))
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			errs = append(errs, fmt.Errorf("debug-addr %q: want host:port", c.DebugAddr))
+		}
 	}
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("data-dir %q: must be an absolute path", c.DataDir))

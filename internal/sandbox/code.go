@@ -159,18 +159,29 @@ func (s *Service) resolveContext(ctx context.Context, sb Sandbox, tmpl template.
 	if err != nil {
 		return CodeContext{}, err
 	}
-	unlock := s.lockDefault(sb.ID + "/" + language)
+	key := sb.ID + "/" + language
+	s.mu.Lock()
+	cc, ok := s.defaults[key]
+	s.mu.Unlock()
+	if ok {
+		return cc, nil
+	}
+	unlock := s.lockDefault(key)
 	defer unlock()
 	list, err := s.store.ListContexts(ctx, sb.ID)
 	if err != nil {
 		return CodeContext{}, err
 	}
-	for _, cc := range list {
-		if cc.Default && cc.Language == language {
-			return cc, nil
-		}
+	i := slices.IndexFunc(list, func(c CodeContext) bool { return c.Default && c.Language == language })
+	if i >= 0 {
+		cc = list[i]
+	} else if cc, err = s.createContext(ctx, sb, tmpl, ContextOptions{Language: language}, true); err != nil {
+		return CodeContext{}, err
 	}
-	return s.createContext(ctx, sb, tmpl, ContextOptions{Language: language}, true)
+	s.mu.Lock()
+	s.defaults[key] = cc
+	s.mu.Unlock()
+	return cc, nil
 }
 
 // lockDefault serializes the creation of one sandbox's default context of
@@ -285,6 +296,11 @@ func (s *Service) DeleteContext(ctx context.Context, tenant, contextID string) e
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return fmt.Errorf("delete context %s: %w", cc.ID, err)
 		}
+	}
+	if cc.Default {
+		s.mu.Lock()
+		delete(s.defaults, cc.SandboxID+"/"+cc.Language)
+		s.mu.Unlock()
 	}
 	return s.store.DeleteContext(context.WithoutCancel(ctx), cc.ID)
 }

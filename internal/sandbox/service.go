@@ -72,6 +72,9 @@ type Service struct {
 	// defaultLocks serialize creating a sandbox's default context per
 	// language ("sb-x/python").
 	defaultLocks map[string]*sync.Mutex
+	// defaults caches each sandbox's default context per language
+	// ("sb-x/python"), so a run needs no store lookup to find it.
+	defaults map[string]CodeContext
 }
 
 // liveSandbox tracks in-memory state of a sandbox: commands in flight and a
@@ -90,6 +93,7 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 	s := &Service{
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
+		defaults: map[string]CodeContext{},
 	}
 	s.base, s.shutdown = context.WithCancel(context.Background())
 	return s
@@ -256,6 +260,11 @@ func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) erro
 	for key := range s.defaultLocks {
 		if strings.HasPrefix(key, sb.ID+"/") {
 			delete(s.defaultLocks, key)
+		}
+	}
+	for key := range s.defaults {
+		if strings.HasPrefix(key, sb.ID+"/") {
+			delete(s.defaults, key)
 		}
 	}
 	s.mu.Unlock()

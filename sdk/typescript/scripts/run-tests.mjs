@@ -82,7 +82,7 @@ const RUN_LIMIT_MS = Number(process.env.SDBX_TS_TEST_LIMIT_MS) || 30 * 60_000;
 
 function runTests() {
   return new Promise((resolve) => {
-    const args = ['--test', '--test-concurrency=1', '--test-timeout=600000', '--test-reporter=spec', ...files];
+    const args = ['--test', '--test-force-exit', '--test-concurrency=1', '--test-timeout=600000', '--test-reporter=spec', ...files];
     const child = spawn(process.execPath, args, { cwd: pkgDir, env, stdio: 'inherit' });
     const forward = (sig) => child.kill(sig);
     process.on('SIGINT', forward);

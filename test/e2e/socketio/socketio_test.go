@@ -56,7 +56,11 @@ func RunNodeClient(t *testing.T, url, apiKey string) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec", "client.test.mjs")
+	// --test-force-exit: a socket the client library leaves open after the
+	// last test must not keep the run alive (seen once in CI-like runs);
+	// WaitDelay: never wait on pipes a killed child still holds.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-force-exit", "--test-reporter=spec", "client.test.mjs")
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SDBX_URL="+url, "SDBX_API_KEY="+apiKey, "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
