@@ -67,26 +67,41 @@ type Keys struct {
 
 	mu       sync.Mutex
 	onRevoke []func(Key)
+	// known caches valid keys by hash. Keys change only through this
+	// process (Create, Revoke) or at start (EnsureAdmin), so Revoke drops
+	// the entry and a revoked key is refused at once.
+	known map[string]Principal
 }
 
 var _ Authenticator = (*Keys)(nil)
 
 // NewKeys returns an Authenticator backed by store.
-func NewKeys(store KeyStore) *Keys { return &Keys{store: store} }
+func NewKeys(store KeyStore) *Keys { return &Keys{store: store, known: map[string]Principal{}} }
 
 // Authenticate implements Authenticator.
 func (k *Keys) Authenticate(ctx context.Context, key string) (Principal, error) {
 	if key == "" {
 		return Principal{}, fmt.Errorf("missing API key: %w", errdefs.ErrUnauthenticated)
 	}
-	stored, err := k.store.KeyByHash(ctx, Hash(key))
+	hash := Hash(key)
+	k.mu.Lock()
+	p, ok := k.known[hash]
+	k.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	stored, err := k.store.KeyByHash(ctx, hash)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return Principal{}, fmt.Errorf("invalid API key: %w", errdefs.ErrUnauthenticated)
 	}
 	if err != nil {
 		return Principal{}, err
 	}
-	return Principal{KeyID: stored.ID, Tenant: stored.Tenant, Admin: stored.Admin}, nil
+	p = Principal{KeyID: stored.ID, Tenant: stored.Tenant, Admin: stored.Admin}
+	k.mu.Lock()
+	k.known[hash] = p
+	k.mu.Unlock()
+	return p, nil
 }
 
 // EnsureAdmin makes sure the admin key exists. When fromEnv is set it
@@ -185,6 +200,7 @@ func (k *Keys) Revoke(ctx context.Context, caller Principal, idOrName string) (K
 			return Key{}, err
 		}
 		k.mu.Lock()
+		delete(k.known, key.Hash)
 		hooks := append([]func(Key){}, k.onRevoke...)
 		k.mu.Unlock()
 		for _, fn := range hooks {

@@ -313,18 +313,23 @@ func (d *Driver) List(ctx context.Context) ([]string, error) {
 
 // Dial implements runtime.Driver.
 func (d *Driver) Dial(ctx context.Context, id string) (net.Conn, error) {
-	st, err := d.Status(ctx, id)
-	if err != nil {
+	if err := checkID(id); err != nil {
 		return nil, err
+	}
+	// Connect first (the hot path: a running agent accepts at once) and
+	// only look at the sandbox's state to explain a failure.
+	conn, err := dialUnix(ctx, d.layout(id).socket())
+	if err == nil {
+		return conn, nil
+	}
+	st, serr := d.Status(ctx, id)
+	if serr != nil {
+		return nil, serr
 	}
 	if st != runtime.StateRunning {
 		return nil, fmt.Errorf("sandbox %s: not running: %w", id, errdefs.ErrUnavailable)
 	}
-	conn, err := dialUnix(ctx, d.layout(id).socket())
-	if err != nil {
-		return nil, fmt.Errorf("sandbox %s: connect to agent: %v: %w", id, err, errdefs.ErrUnavailable)
-	}
-	return conn, nil
+	return nil, fmt.Errorf("sandbox %s: connect to agent: %v: %w", id, err, errdefs.ErrUnavailable)
 }
 
 // kindOf wraps a failure of cleanup work with the error kind that fits the
