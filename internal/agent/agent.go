@@ -137,7 +137,7 @@ func New(opts Options) *Agent {
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 
-	var sp spawner = childWaiter{}
+	var sp kernel.Spawner = kernel.WaitSpawner{}
 	reapCtx, stopReaper := context.WithCancel(context.WithoutCancel(ctx))
 	var reapWG sync.WaitGroup
 	if a.reap == ReapAll {
@@ -199,7 +199,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // handleConn reads one request from conn, answers it and closes conn.
-func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp spawner, kern *kernel.Manager) {
+func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner, kern *kernel.Manager) {
 	// Closing the connection is how Serve's shutdown reaches a running
 	// command: like a client that leaves, it ends the read that watches
 	// the connection.

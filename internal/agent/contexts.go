@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"syscall"
 	"time"
 
 	"github.com/sdbx/sdbx/internal/agent/kernel"
@@ -16,19 +15,11 @@ import (
 	"github.com/sdbx/sdbx/internal/errdefs"
 )
 
-// kernelSpawner lets the code contexts start their drivers through the
-// agent's spawner (so that, as PID 1, one reap loop collects them).
-type kernelSpawner struct{ sp spawner }
-
-var _ kernel.Spawner = kernelSpawner{}
-
-func (k kernelSpawner) Start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan syscall.WaitStatus, error) {
-	return k.sp.start(path, argv, attr)
-}
-
 // newKernel returns the manager of the code contexts served by Serve.
-func (a *Agent) newKernel(sp spawner) *kernel.Manager {
-	return kernel.NewManager(kernel.Options{Spawner: kernelSpawner{sp}, Logger: a.log, DefaultCwd: a.cwd})
+// Drivers are started through the agent's spawner, so that as PID 1 one
+// reap loop collects them.
+func (a *Agent) newKernel(sp kernel.Spawner) *kernel.Manager {
+	return kernel.NewManager(kernel.Options{Spawner: sp, Logger: a.log, DefaultCwd: a.cwd})
 }
 
 // checkContextRequest checks that a context op has its payload; the

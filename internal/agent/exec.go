@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"github.com/sdbx/sdbx/internal/agent/kernel"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -234,7 +235,7 @@ func exitCode(ws syscall.WaitStatus) int {
 // exec runs one command and streams its events to w until its exit, or
 // until gone is closed (the client went away), which kills the command's
 // process group and stops all writes.
-func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp spawner, gone <-chan struct{}) {
+func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp kernel.Spawner, gone <-chan struct{}) {
 	cmd, err := a.resolve(req)
 	if err != nil {
 		_ = w.writeFinal(errorEvent(err))
@@ -252,7 +253,7 @@ func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp spawner, go
 		Files: std.childFds(),
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
-	pid, status, err := sp.start(cmd.path, cmd.argv, attr)
+	pid, status, err := sp.Start(cmd.path, cmd.argv, attr)
 	std.closeChild()
 	if err != nil {
 		std.closeAgent()

@@ -3,44 +3,13 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/sdbx/sdbx/internal/agent/kernel"
 	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
 )
-
-// spawner starts processes and collects their exit statuses.
-type spawner interface {
-	// start fork-execs path and returns the child's pid and a channel that
-	// receives its wait status exactly once, after it has been reaped.
-	start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan syscall.WaitStatus, error)
-}
-
-// childWaiter waits for each child by its pid (ReapChildren).
-type childWaiter struct{}
-
-var _ spawner = childWaiter{}
-
-func (childWaiter) start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan syscall.WaitStatus, error) {
-	pid, err := syscall.ForkExec(path, argv, attr)
-	if err != nil {
-		return 0, nil, err
-	}
-	ch := make(chan syscall.WaitStatus, 1)
-	// Owned by the exec handler, which always receives the status.
-	go func() {
-		var ws syscall.WaitStatus
-		for {
-			_, err := syscall.Wait4(pid, &ws, 0, nil)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		ch <- ws
-	}()
-	return pid, ch, nil
-}
 
 // reaper reaps every child of the process (ReapAll): the agent's own
 // commands and the orphans reparented to it as the init of a PID
@@ -58,7 +27,7 @@ type reaper struct {
 	waiting map[int]chan syscall.WaitStatus
 }
 
-var _ spawner = (*reaper)(nil)
+var _ kernel.Spawner = (*reaper)(nil)
 
 // newReaper subscribes to SIGCHLD; call run to reap.
 func newReaper(log *slog.Logger) *reaper {
@@ -71,7 +40,8 @@ func newReaper(log *slog.Logger) *reaper {
 	return r
 }
 
-func (r *reaper) start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan syscall.WaitStatus, error) {
+// Start implements kernel.Spawner.
+func (r *reaper) Start(path string, argv []string, attr *syscall.ProcAttr) (int, <-chan syscall.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pid, err := syscall.ForkExec(path, argv, attr)
