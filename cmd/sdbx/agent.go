@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -64,8 +65,33 @@ func agentMain(args []string) int {
 	}
 	defer ln.Close()
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
+	ctx := context.Background()
+	if os.Getpid() == 1 {
+		// As the sandbox's init: code in the sandbox runs with the same uid
+		// and no capabilities, so being non-dumpable is what keeps it from
+		// ptrace-attaching to the agent or reading its memory and fds.
+		// Signals from inside the sandbox are ignored by an init without
+		// handlers, so none are installed; the runtime stops the sandbox
+		// with SIGKILL from outside.
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+			fmt.Fprintf(os.Stderr, "sdbx agent: make non-dumpable: %v\n", err)
+			return 1
+		}
+		// Go's own handlers would end the process on SIGTERM, SIGHUP, ...
+		// sent from inside the sandbox: take every signal and drop it.
+		// (Handled signals reset to their defaults in spawned commands.)
+		sigs := make(chan os.Signal, 64)
+		signal.Notify(sigs)
+		defer signal.Stop(sigs)
+		go func() {
+			for range sigs {
+			}
+		}()
+	} else {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+	}
 	a := agent.New(agent.Options{Logger: log, Version: agentVersion(), DefaultCwd: *cwd, Reap: mode})
 	if err := a.Serve(ctx, ln); err != nil {
 		log.Error("agent stopped", "err", err)

@@ -333,6 +333,11 @@ func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp kernel.Spaw
 			}
 		}
 	}
+	// The command is over: what it left in its process group goes too
+	// (stray children, fork bombs). The group id can't have been reused
+	// while members remain; once none do, this is ESRCH. Processes that
+	// started their own session (setsid) are not touched.
+	killGroup(pid)
 	if !writing {
 		a.log.Debug("command cancelled by its client", "pid", pid)
 		return
@@ -409,5 +414,16 @@ func readLines(f *os.File, typ string, events chan<- agentproto.Event) {
 			return
 		}
 		events <- agentproto.Event{Type: typ, Data: string(line), TS: time.Now().UnixMilli()}
+	}
+}
+
+// killGroup SIGKILLs process group pgid until it is empty: a member may
+// fork while the first signal is delivered (a fork bomb does nothing else).
+func killGroup(pgid int) {
+	for i := 0; i < 100; i++ {
+		if syscall.Kill(-pgid, syscall.SIGKILL) != nil {
+			return // ESRCH: nobody left
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
