@@ -26,6 +26,7 @@ const defaultTemplate = "python-3-11"
 // cli runs the client verbs. Its fields are what the verbs touch of the
 // outside world, so that tests can swap them.
 type cli struct {
+	stdin  io.Reader // nil reads as empty
 	stdout io.Writer
 	stderr io.Writer
 	env    cliEnv
@@ -34,17 +35,17 @@ type cli struct {
 	stopSignals func()
 }
 
-// cliMain runs a CLI verb (sandbox, exec, run). ok is false when verb is
-// not one of them.
+// cliMain runs a CLI verb (sandbox, exec, run, key, code, files). ok is
+// false when verb is not one of them.
 func cliMain(verb string, args []string) (code int, ok bool) {
 	switch verb {
-	case "sandbox", "exec", "run", "key":
+	case "sandbox", "exec", "run", "key", "code", "files":
 	default:
 		return 0, false
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, env: cliEnvironment(), stopSignals: stop}
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, env: cliEnvironment(), stopSignals: stop}
 	return c.run(ctx, verb, args), true
 }
 
@@ -64,6 +65,10 @@ func (c *cli) run(ctx context.Context, verb string, args []string) int {
 		code, err = c.runVerb(ctx, args)
 	case "key":
 		code, err = c.key(ctx, args)
+	case "code":
+		code, err = c.code(ctx, args)
+	case "files":
+		code, err = c.files(ctx, args)
 	default:
 		err = usagef("unknown command %q", verb)
 	}

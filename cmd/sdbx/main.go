@@ -3,7 +3,8 @@
 //
 //	sdbx serve                 run the server
 //	sdbx agent                 run the agent (started by the runtime inside a sandbox)
-//	sdbx sandbox|exec|run ...  CLI verbs, talking to a server through the Go SDK
+//	sdbx sandbox|exec|run|code|files|key ...
+//	                           CLI verbs, talking to a server through the Go SDK
 package main
 
 import (
@@ -52,6 +53,14 @@ Sandboxes (talk to a server; --url/SDBX_URL, --api-key/SDBX_API_KEY):
   sandbox rm ID                 delete a sandbox
   exec ID -- CMD [ARGS...]      run a command, stream its output, exit with its code
   run --template ID -- CMD [ARGS...]   create a sandbox, run a command, delete it
+
+Code and files:
+  code ID (CODE | -f FILE | -)  run code in a persistent interpreter, stream its output
+  files ls ID [DIR]             list a directory (default /workspace)
+  files cat ID PATH             print a file
+  files put ID LOCAL PATH       upload a local file (- for stdin)
+  files get ID PATH [LOCAL]     download a file (to stdout without LOCAL)
+  files rm [-r] ID PATH...      delete files or directories
 
 API keys (admin key):
   key create --name N           create a key (own tenant); print its secret

@@ -41,12 +41,16 @@ type Config struct {
 	// (http or https; a path prefix is kept).
 	ServerURL string
 	// Timeout bounds each call, retries included (default 60s). RunCommand
-	// is bounded by the command's own timeout plus Timeout instead.
+	// and RunCode are bounded by the run's own timeout plus Timeout instead,
+	// RunBatch by its jobs' timeouts plus Timeout; for WriteFile and
+	// ReadFile, Timeout bounds only the wait for the answer, not the
+	// transfer.
 	Timeout time.Duration
 	// MaxRetries is how often a failed call that is safe to repeat (GET,
 	// DELETE) is retried after a connection failure, 503 or 429
-	// (default 3; negative: never). Creating a sandbox and running a command
-	// are never retried.
+	// (default 3; negative: never). Creating a sandbox or a context,
+	// running a command, code or a batch, and writing a file are never
+	// retried.
 	MaxRetries int
 	// RetryDelay is the wait before the first retry; it doubles on each
 	// further retry, up to 30s (default 1s). A 429's Retry-After wins when
@@ -136,6 +140,10 @@ type request struct {
 	path  []string
 	query url.Values
 	body  any
+	// content, when set, is sent raw as the body instead of JSON (file
+	// uploads), with contentLength when it is not negative.
+	content       io.Reader
+	contentLength int64
 	// accept is the Accept header (default application/json).
 	accept string
 	// kind and sandboxID pick the typed error of a failure.
@@ -179,15 +187,20 @@ func (c *Client) call(ctx context.Context, r *request, out any) error {
 	}
 	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	return c.retry(ctx, callCtx, r, c.timeout, func() error { return c.attempt(callCtx, r, body, out) })
+}
 
+// retry runs attempt under r's retry policy until it succeeds, fails for
+// good, or callCtx (derived from ctx, bounded by limit) ends.
+func (c *Client) retry(ctx, callCtx context.Context, r *request, limit time.Duration, attempt func() error) error {
 	connFailed := false
-	for attempt := 0; ; attempt++ {
-		err := c.attempt(callCtx, r, body, out)
+	for n := 0; ; n++ {
+		err := attempt()
 		if err == nil {
 			return nil
 		}
 		if callCtx.Err() != nil {
-			return c.contextError(ctx, r.op(), c.timeout)
+			return c.contextError(ctx, r.op(), limit)
 		}
 		var ce *ConnectionError
 		if errors.As(err, &ce) {
@@ -195,23 +208,23 @@ func (c *Client) call(ctx context.Context, r *request, out any) error {
 		}
 		// A DELETE whose earlier attempt may have reached the server before
 		// the connection broke: "not found" now means it was done.
-		if r.method == http.MethodDelete && connFailed && attempt > 0 && errors.Is(err, ErrNotFound) {
+		if r.method == http.MethodDelete && connFailed && n > 0 && errors.Is(err, ErrNotFound) {
 			return nil
 		}
-		if !r.idempotent() || attempt >= c.maxRetries || !retryable(err) {
+		if !r.idempotent() || n >= c.maxRetries || !retryable(err) {
 			return err
 		}
-		delay := c.backoff(attempt)
+		delay := c.backoff(n)
 		var rl *RateLimitError
 		if errors.As(err, &rl) && rl.RetryAfter > delay {
 			delay = rl.RetryAfter
 		}
-		c.log.WarnContext(ctx, "sdbx: retrying", "op", r.op(), "attempt", attempt+1, "delay", delay, "err", err)
+		c.log.WarnContext(ctx, "sdbx: retrying", "op", r.op(), "attempt", n+1, "delay", delay, "err", err)
 		t := time.NewTimer(delay)
 		select {
 		case <-callCtx.Done():
 			t.Stop()
-			return c.contextError(ctx, r.op(), c.timeout)
+			return c.contextError(ctx, r.op(), limit)
 		case <-t.C:
 		}
 	}
@@ -280,15 +293,28 @@ func (c *Client) attempt(ctx context.Context, r *request, body []byte, out any) 
 // the typed error otherwise (the body of a failed response is consumed).
 func (c *Client) send(ctx context.Context, r *request, body []byte) (*http.Response, error) {
 	var rd io.Reader
-	if body != nil {
+	switch {
+	case body != nil:
 		rd = bytes.NewReader(body)
+	case r.content != nil:
+		rd = r.content
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, c.url(r), rd)
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidArgument, Message: fmt.Sprintf("%s: %v", r.op(), err)}
 	}
-	if body != nil {
+	switch {
+	case body != nil:
 		req.Header.Set("Content-Type", "application/json")
+	case r.content != nil:
+		req.Header.Set("Content-Type", "application/octet-stream")
+		switch {
+		case r.contentLength == 0:
+			req.Body, req.GetBody = http.NoBody, nil
+			req.ContentLength = 0
+		case r.contentLength > 0:
+			req.ContentLength = r.contentLength
+		}
 	}
 	accept := r.accept
 	if accept == "" {

@@ -17,7 +17,8 @@ const defaultCommandTimeout = 60 * time.Second
 
 const ndjson = "application/x-ndjson"
 
-// RunOption adds an optional behaviour to RunCommand.
+// RunOption adds an optional behaviour to RunCommand. The RunOptions
+// (OnStdout, OnStderr) are also CodeOptions and BatchOptions.
 type RunOption func(*runOptions)
 
 type runOptions struct {
@@ -26,8 +27,9 @@ type runOptions struct {
 }
 
 // OnStdout calls fn for each stdout line, in order, as the server streams
-// it. Calls come from the goroutine that called RunCommand, all before it
-// returns; a slow fn slows the stream down (nothing is dropped).
+// it. Calls come from the goroutine that called RunCommand (or RunCode,
+// RunBatch), all before it returns; a slow fn slows the stream down
+// (nothing is dropped).
 func OnStdout(fn func(OutputLine)) RunOption {
 	return func(o *runOptions) { o.onStdout = fn }
 }

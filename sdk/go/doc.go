@@ -1,5 +1,7 @@
 // Package sdbx is the Go client of an sdbx server: it creates sandboxes
-// from templates, runs commands in them with live output, and deletes them.
+// from templates, runs commands and code in them with live output (code in
+// persistent interpreters whose state survives between runs), moves files
+// in and out as streams, and deletes them.
 //
 // # Getting started
 //
@@ -42,13 +44,37 @@
 //			log.Fatal(err)
 //		}
 //		fmt.Println("exit code", res.ExitCode, "stdout", res.Stdout)
+//
+//		// Code runs in the sandbox's default context: state survives.
+//		if _, err := client.RunCode(ctx, sb.ID, "x = 10 + 20"); err != nil {
+//			log.Fatal(err)
+//		}
+//		out, err := client.RunCode(ctx, sb.ID, `print(f"Result: {x}")`)
+//		if err != nil {
+//			log.Fatal(err)
+//		}
+//		fmt.Println(out.Execution.Logs.Stdout) // [Result: 30]
 //	}
 //
 // # Transport
 //
-// The client speaks the HTTP JSON API under /v1 (docs/protocol.md). Command
-// output is streamed as NDJSON, so callbacks see each line as it is
-// produced, in order, and all of them before RunCommand returns.
+// The client speaks the HTTP JSON API under /v1 (docs/protocol.md). The
+// output of commands, code and batches is streamed as NDJSON, so callbacks
+// (OnStdout, OnStderr, OnResult, OnError) see each event as it is
+// produced, in order, and all of them before the call returns. File
+// contents travel raw and are streamed both ways (WriteFile reads an
+// io.Reader as it sends, ReadFile returns a reader of the response).
+//
+// # Code
+//
+// RunCode runs code in a code context, a persistent interpreter (Python or
+// JavaScript): without InContext, in the sandbox's default context of the
+// language. A raised exception is not an error of the call: it is in
+// Execution.Error (and streamed to OnError). Rich values (the trailing
+// expression, display(...), matplotlib figures) are Results with one
+// field per MIME type (PNG and JPEG as base64). CreateContext makes
+// further contexts with their own working directory and environment;
+// RunBatch runs many pieces of code at once.
 //
 // # Errors
 //
@@ -57,10 +83,12 @@
 // ErrRateLimited, ErrTimeout, ErrConflict, ErrUnavailable, ErrInternal) and
 // has one of these concrete types, for errors.As:
 //
-//   - *SandboxError: a sandbox operation was refused for not_found,
-//     conflict or invalid_argument (the message names the field);
-//   - *TimeoutError: a command ran past its timeout, or the call's deadline
-//     passed;
+//   - *SandboxError: an operation on a sandbox (its commands, code,
+//     contexts and files included) was refused for not_found, conflict or
+//     invalid_argument (the message names the field);
+//   - *TimeoutError: a command or code ran past its timeout (for code the
+//     message says whether the context's state was kept), or the call's
+//     deadline passed;
 //   - *RateLimitError: a limit was hit; RetryAfter says how long to wait;
 //   - *ConnectionError: the server could not be reached or the connection
 //     broke;
@@ -71,8 +99,10 @@
 //
 // # Retries
 //
-// Calls that are safe to repeat (GET and DELETE) are retried after a
+// Calls that are safe to repeat (GET and DELETE: getting and listing,
+// deleting, ReadFile before its transfer starts) are retried after a
 // connection failure, a 503 or a 429, with exponential backoff
-// (Config.MaxRetries, Config.RetryDelay). Creating a sandbox and running a
-// command are never repeated automatically.
+// (Config.MaxRetries, Config.RetryDelay). Creating a sandbox or a context,
+// running a command, code or a batch, and writing a file are never
+// repeated automatically.
 package sdbx

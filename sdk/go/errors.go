@@ -150,9 +150,9 @@ func message(code, msg string) string {
 	return msg
 }
 
-// SandboxError is returned by sandbox operations (create, get, delete, run
-// command) when the server refuses them for not_found, conflict or
-// invalid_argument.
+// SandboxError is returned by operations on a sandbox (create, get, delete,
+// run a command or code, batches, contexts of a sandbox, files) when the
+// server refuses them for not_found, conflict or invalid_argument.
 type SandboxError struct {
 	Code       string
 	Message    string
@@ -169,8 +169,9 @@ func (e *SandboxError) Unwrap() error {
 }
 
 // TimeoutError is returned when a command ran past its timeout (the server
-// killed it) or when the client's own deadline for a call passed. Code is
-// always "timeout".
+// killed it), when code ran past its timeout (the server interrupted it;
+// Message says whether the context's state was kept), or when the client's
+// own deadline for a call passed. Code is always "timeout".
 type TimeoutError struct {
 	Code       string
 	Message    string
@@ -247,8 +248,8 @@ func connectionError(op string, cause error) *ConnectionError {
 type opKind int
 
 const (
-	opOther   opKind = iota // health, templates
-	opSandbox               // create/get/delete sandbox, run command
+	opOther   opKind = iota // health, templates, keys, delete context
+	opSandbox               // everything under /v1/sandboxes
 )
 
 // apiError turns a server error into the package's typed error.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"time"
@@ -98,5 +99,118 @@ func ExampleError() {
 	var e *sdbx.Error
 	if errors.As(err, &e) {
 		fmt.Println(e.Code, e.StatusCode, e.Message)
+	}
+}
+
+func ExampleClient_RunCode() {
+	ctx := context.Background()
+	client, err := sdbx.New(sdbx.Config{ServerURL: "http://127.0.0.1:3000", APIKey: "secret"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := client.RunCode(ctx, "sb-k3j9x0q2mz",
+		"import pandas as pd\nprint('Loading data...')\ndf = pd.read_csv('data.csv')\ndf.describe()",
+		sdbx.Timeout(30*time.Second),
+		sdbx.Env(map[string]string{"CUSTOM_VAR": "value"}),
+		sdbx.OnStdout(func(l sdbx.OutputLine) { fmt.Println("Output:", l.Line) }),
+		sdbx.OnResult(func(r sdbx.Result) { fmt.Println("Result:", r.Text) }),
+		sdbx.OnError(func(e sdbx.ExecutionError) { fmt.Println("Execution error:", e.Name) }),
+	)
+	var te *sdbx.TimeoutError
+	switch {
+	case errors.As(err, &te):
+		log.Fatal(te.Message) // says whether the context's state was kept
+	case err != nil:
+		log.Fatal(err)
+	}
+	if e := res.Execution.Error; e != nil {
+		fmt.Println(e.Traceback)
+	}
+	fmt.Println(res.Execution.Logs.Stdout, res.Metadata.ContextID)
+}
+
+func ExampleClient_CreateContext() {
+	ctx := context.Background()
+	client, err := sdbx.New(sdbx.Config{ServerURL: "http://127.0.0.1:3000", APIKey: "secret"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	cc, err := client.CreateContext(ctx, "sb-k3j9x0q2mz", sdbx.ContextOptions{
+		Language: sdbx.LanguagePython,
+		Cwd:      "/workspace/project",
+		Env:      map[string]string{"STAGE": "test"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.DeleteContext(context.WithoutCancel(ctx), cc.ID)
+	if _, err := client.RunCode(ctx, cc.SandboxID, "counter = 1", sdbx.InContext(cc.ID)); err != nil {
+		log.Fatal(err)
+	}
+	res, err := client.RunCode(ctx, cc.SandboxID, "counter + 1", sdbx.InContext(cc.ID))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Execution.Results[0].Text) // 2
+}
+
+func ExampleClient_RunBatch() {
+	ctx := context.Background()
+	client, err := sdbx.New(sdbx.Config{ServerURL: "http://127.0.0.1:3000", APIKey: "secret"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	results, err := client.RunBatch(ctx, "sb-k3j9x0q2mz", []sdbx.BatchJob{
+		{ID: "square", Code: "print(7 * 7)"},
+		{ID: "urgent", Code: "print('first')", Priority: 10},
+		{ID: "fails", Code: "1/0", Timeout: 10 * time.Second},
+	}, sdbx.Concurrency(2), sdbx.OnStdout(func(l sdbx.OutputLine) { fmt.Println(l.JobID+":", l.Line) }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, r := range results { // in job order
+		fmt.Println(r.JobID, r.Success, r.Error, r.Duration())
+	}
+}
+
+func ExampleClient_WriteFile() {
+	ctx := context.Background()
+	client, err := sdbx.New(sdbx.Config{ServerURL: "http://127.0.0.1:3000", APIKey: "secret"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	f, err := os.Open("data.csv")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+	// Streamed: the file is never held in memory whole.
+	entry, err := client.WriteFile(ctx, "sb-k3j9x0q2mz", "/workspace/input/data.csv", f, sdbx.CreateParents())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(entry.Path, entry.Size)
+}
+
+func ExampleClient_ReadFile() {
+	ctx := context.Background()
+	client, err := sdbx.New(sdbx.Config{ServerURL: "http://127.0.0.1:3000", APIKey: "secret"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	r, err := client.ReadFile(ctx, "sb-k3j9x0q2mz", "/workspace/results.parquet")
+	if errors.Is(err, sdbx.ErrNotFound) {
+		log.Fatal("no results yet")
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	out, err := os.Create(r.Name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, r); err != nil { // a broken transfer is an error, never a short file
+		log.Fatal(err)
 	}
 }

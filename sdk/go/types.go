@@ -94,7 +94,8 @@ type Command struct {
 	Timeout time.Duration
 }
 
-// OutputLine is one line of a command's output, as it is streamed.
+// OutputLine is one line of the output of a command or code, as it is
+// streamed.
 type OutputLine struct {
 	// Stream is "stdout" or "stderr".
 	Stream string
@@ -102,6 +103,8 @@ type OutputLine struct {
 	Line string
 	// Timestamp is when the server read the line (millisecond precision).
 	Timestamp time.Time
+	// JobID is the batch job that printed the line (RunBatch only).
+	JobID string
 }
 
 // CommandResult is the outcome of a command that ran to its end. A non-zero
