@@ -62,6 +62,10 @@ Code and files:
   files get ID PATH [LOCAL]     download a file (to stdout without LOCAL)
   files rm [-r] ID PATH...      delete files or directories
 
+Templates:
+  template ls [--json]          list templates (built-ins and your own)
+  template build --all | ID...  pre-build built-in templates locally (as root), with progress
+
 API keys (admin key):
   key create --name N           create a key (own tenant); print its secret
   key ls                        list keys

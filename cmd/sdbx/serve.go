@@ -81,15 +81,6 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		fmt.Fprintf(os.Stderr, "\n  Admin API key (shown once; only its hash is stored):\n\n    %s\n\n  export SDBX_API_KEY=%s\n\n", generated, generated)
 	}
 
-	catalog, err := template.NewCatalog(ctx, cfg.DataDir, log)
-	if err != nil {
-		return err
-	}
-	for id := range cfg.Pool {
-		if _, err := catalog.Get(id); err != nil {
-			return fmt.Errorf("pool: %w", err)
-		}
-	}
 	driver, err := linux.New(linux.Config{
 		StateDir:     filepath.Join(cfg.DataDir, "sandboxes"),
 		CgroupParent: cgroupParent(cfg.DataDir),
@@ -97,6 +88,21 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	})
 	if err != nil {
 		return fmt.Errorf("linux runtime: %w", err)
+	}
+	catalog, err := template.NewCatalog(ctx, template.Config{
+		DataDir:        cfg.DataDir,
+		Log:            log,
+		Store:          st,
+		Driver:         driver,
+		BuildResources: runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
+		RegistryMirror: cfg.RegistryMirror,
+	})
+	if err != nil {
+		return err
+	}
+	defer catalog.Close()
+	if err := warmPoolTemplates(ctx, catalog, cfg.Pool, log); err != nil {
+		return err
 	}
 	svc := sandbox.New(sandbox.Config{
 		DefaultExpiry: cfg.DefaultExpiry,
@@ -155,6 +161,30 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		return srv.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// warmPoolTemplates checks the pool's template ids and fetches the
+// first-use layers of those that need them (nodejs-18 on a host without
+// Node.js 18), so that the pool never starts sandboxes without layers.
+func warmPoolTemplates(ctx context.Context, catalog *template.Catalog, pool map[string]int, log *slog.Logger) error {
+	for id, n := range pool {
+		t, err := catalog.Get(id)
+		if err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+		if n == 0 || t.Status == template.StatusReady {
+			continue
+		}
+		log.Info("fetching the layers of a pooled template", "template", id)
+		wctx, cancel := context.WithTimeout(ctx, sandbox.TemplateWait)
+		_, release, err := catalog.Acquire(wctx, "", id)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+		release()
+	}
+	return nil
 }
 
 // cgroupParent names this server's cgroup: one per data directory, so two

@@ -36,6 +36,7 @@ type Service interface {
 	Templates(ctx context.Context, tenant string, page, pageSize int) (sandbox.TemplatePage, error)
 	Template(ctx context.Context, tenant, id string) (template.Template, error)
 	CreateTemplate(ctx context.Context, tenant string, cfg sandbox.TemplateConfig) (template.Template, error)
+	DeleteTemplate(ctx context.Context, tenant, id string) error
 
 	// RunCode calls onEvent for each event, in order, before it returns;
 	// cancelling ctx stops the run. A raised exception is in the result,

@@ -46,6 +46,7 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("GET /v1/templates", h.authed(h.listTemplates))
 	mux.Handle("POST /v1/templates", h.authed(h.createTemplate))
 	mux.Handle("GET /v1/templates/{id}", h.authed(h.getTemplate))
+	mux.Handle("DELETE /v1/templates/{id}", h.authed(h.deleteTemplate))
 	mux.Handle("POST /v1/keys", h.authed(h.createKey))
 	mux.Handle("GET /v1/keys", h.authed(h.listKeys))
 	mux.Handle("DELETE /v1/keys/{key}", h.authed(h.revokeKey))
@@ -62,7 +63,7 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 		"/v1/sandboxes/{id}/files":      "GET, HEAD, PUT, DELETE",
 		"/v1/sandboxes/{id}/files/list": "GET, HEAD",
 		"/v1/templates":                 "GET, HEAD, POST",
-		"/v1/templates/{id}":            "GET, HEAD",
+		"/v1/templates/{id}":            "GET, HEAD, DELETE",
 		"/v1/keys":                      "GET, HEAD, POST",
 		"/v1/keys/{key}":                "DELETE",
 	} {
@@ -154,6 +155,15 @@ func (h *Handler) getSandbox(w http.ResponseWriter, r *http.Request, p auth.Prin
 func (h *Handler) deleteSandbox(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
 	if err := h.svc.Delete(r.Context(), p.Tenant, id); err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) deleteTemplate(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	if err := h.svc.DeleteTemplate(r.Context(), p.Tenant, id); err != nil {
 		h.writeError(w, r, id, err)
 		return
 	}

@@ -196,6 +196,7 @@ func (sess *session) operations() map[string]operation {
 		"template:list":   sess.listTemplates,
 		"template:get":    sess.getTemplate,
 		"template:create": sess.createTemplate,
+		"template:delete": sess.deleteTemplate,
 		"code:run":        sess.runCode,
 		"context:create":  sess.createContext,
 		"context:list":    sess.listContexts,
@@ -391,6 +392,20 @@ func (sess *session) deleteSandbox(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	if err := sess.h.svc.Delete(ctx, sess.principal.Tenant, id); err != nil {
+		return nil, err
+	}
+	return emptyJSON{}, nil
+}
+
+func (sess *session) deleteTemplate(ctx context.Context, c *call) (any, error) {
+	var ref templateRef
+	if err := decodeObject("payload", c.payload, &ref); err != nil {
+		return nil, err
+	}
+	if ref.TemplateID == "" {
+		return nil, invalidf(`field "templateId": required`)
+	}
+	if err := sess.h.svc.DeleteTemplate(ctx, sess.principal.Tenant, ref.TemplateID); err != nil {
 		return nil, err
 	}
 	return emptyJSON{}, nil

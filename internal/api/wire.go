@@ -158,6 +158,7 @@ type templateJSON struct {
 	DefaultEnv   map[string]string `json:"defaultEnvVars"`
 	DefaultCwd   string            `json:"defaultCwd"`
 	Status       string            `json:"status"`
+	Error        string            `json:"error,omitempty"`
 	BuiltIn      bool              `json:"builtIn"`
 	CreatedAt    time.Time         `json:"createdAt"`
 }
@@ -173,6 +174,7 @@ func toTemplate(t template.Template) templateJSON {
 		DefaultEnv:   orEmptyMap(t.DefaultEnv),
 		DefaultCwd:   t.DefaultCwd,
 		Status:       t.Status,
+		Error:        t.Error,
 		BuiltIn:      t.BuiltIn,
 		CreatedAt:    t.CreatedAt.UTC(),
 	}

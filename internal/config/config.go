@@ -49,6 +49,10 @@ type Server struct {
 	// DebugAddr, when set, serves Go's pprof profiles on this address
 	// (keep it on loopback).
 	DebugAddr string `json:"debugAddr"`
+	// RegistryMirror is the registry that dockerImage references without
+	// a registry ("python:3.11-slim") are pulled from, as host[:port]
+	// (default: Docker Hub).
+	RegistryMirror string `json:"registryMirror"`
 }
 
 // Defaults returns the embedded defaults.
@@ -96,6 +100,7 @@ var env = map[string]string{
 	"cpu": "SDBX_CPU", "memory-mb": "SDBX_MEMORY_MB", "pids": "SDBX_PIDS",
 	"shutdown-timeout": "SDBX_SHUTDOWN_TIMEOUT", "pool": "SDBX_POOL",
 	"rate-limit": "SDBX_RATE_LIMIT", "rate-burst": "SDBX_RATE_BURST", "debug-addr": "SDBX_DEBUG_ADDR",
+	"registry-mirror": "SDBX_REGISTRY_MIRROR",
 }
 
 // Load builds the configuration from args (flags), the environment and the
@@ -116,6 +121,7 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	fs.Int64Var(&f.PIDs, "pids", 0, "processes per sandbox (env SDBX_PIDS, default 512)")
 	fs.StringVar(&f.DebugAddr, "debug-addr", "", "serve pprof profiles on this address, e.g. 127.0.0.1:6060 (env SDBX_DEBUG_ADDR)")
 	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "requests per second per API key, 0 = off (env SDBX_RATE_LIMIT)")
+	fs.StringVar(&f.RegistryMirror, "registry-mirror", "", "registry for dockerImage references without one, host[:port] (env SDBX_REGISTRY_MIRROR, default Docker Hub)")
 	fs.IntVar(&f.RateBurst, "rate-burst", 0, "burst of requests per API key (env SDBX_RATE_BURST, default 100)")
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 0, "bound on graceful shutdown (env SDBX_SHUTDOWN_TIMEOUT, default 10s)")
 	poolFlag := fs.String("pool", "", `warm pool per template, e.g. "python-3-11=2,nodejs-18=1" or "none" (env SDBX_POOL, default python-3-11=2)`)
@@ -152,6 +158,7 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	override("rate-limit", func() { cfg.RateLimit = f.RateLimit })
 	override("debug-addr", func() { cfg.DebugAddr = f.DebugAddr })
 	override("rate-burst", func() { cfg.RateBurst = f.RateBurst })
+	override("registry-mirror", func() { cfg.RegistryMirror = f.RegistryMirror })
 	if set["pool"] {
 		p, err := ParsePool(*poolFlag)
 		if err != nil {
@@ -218,6 +225,7 @@ func applyEnv(cfg *Server) error {
 	str("api-key", &cfg.APIKey)
 	str("log-level", &cfg.LogLevel)
 	str("debug-addr", &cfg.DebugAddr)
+	str("registry-mirror", &cfg.RegistryMirror)
 	parse("default-expiry", func(v string) (err error) { cfg.DefaultExpiry, err = time.ParseDuration(v); return })
 	parse("shutdown-timeout", func(v string) (err error) { cfg.ShutdownTimeout, err = time.ParseDuration(v); return })
 	parse("cpu", func(v string) (err error) { cfg.CPU, err = strconv.ParseFloat(v, 64); return })
@@ -239,6 +247,9 @@ func (c Server) Validate() error {
 		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
 			errs = append(errs, fmt.Errorf("debug-addr %q: want host:port", c.DebugAddr))
 		}
+	}
+	if m := c.RegistryMirror; m != "" && (strings.ContainsAny(m, "/@ \t") || strings.HasPrefix(m, ":") || strings.HasSuffix(m, ":")) {
+		errs = append(errs, fmt.Errorf("registry-mirror %q: want host[:port] (no scheme or path)", m))
 	}
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("data-dir %q: must be an absolute path", c.DataDir))

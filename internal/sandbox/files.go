@@ -203,9 +203,3 @@ func fileEntry(e agentproto.FileEntry) FileEntry {
 		ModifiedAt: e.ModifiedAt.UTC(),
 	}
 }
-
-// CreateTemplate registers a custom template and starts building it; the
-// template is returned at once with status "building".
-func (s *Service) CreateTemplate(ctx context.Context, tenant string, cfg TemplateConfig) (template.Template, error) {
-	return template.Template{}, fmt.Errorf("custom templates are not implemented yet: %w", errdefs.ErrUnavailable)
-}

@@ -113,13 +113,11 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 	if err := validateCreate(opts); err != nil {
 		return Sandbox{}, err
 	}
-	tmpl, err := s.templates.Get(opts.TemplateID)
+	tmpl, release, err := s.acquireTemplate(ctx, tenant, opts.TemplateID)
 	if err != nil {
-		return Sandbox{}, fmt.Errorf("templateId: %w", err)
+		return Sandbox{}, err
 	}
-	if tmpl.Status != "ready" {
-		return Sandbox{}, fmt.Errorf("template %q is %s on this server: %w", tmpl.ID, tmpl.Status, errdefs.ErrConflict)
-	}
+	defer release()
 	if id := s.claimPooled(ctx, tmpl.ID); id != "" {
 		sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
 		sb.Status = StatusReady
@@ -278,34 +276,6 @@ func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) erro
 	}
 	s.log.Info("sandbox terminated", "sandbox_id", sb.ID, "reason", reason)
 	return nil
-}
-
-// Templates returns one page of the catalog; page starts at 1.
-func (s *Service) Templates(ctx context.Context, tenant string, page, pageSize int) (TemplatePage, error) {
-	if page == 0 {
-		page = 1
-	}
-	if pageSize == 0 {
-		pageSize = 10
-	}
-	if page < 1 {
-		return TemplatePage{}, fmt.Errorf("page must be at least 1, got %d: %w", page, errdefs.ErrInvalidArgument)
-	}
-	if pageSize < 1 || pageSize > 100 {
-		return TemplatePage{}, fmt.Errorf("pageSize must be between 1 and 100, got %d: %w", pageSize, errdefs.ErrInvalidArgument)
-	}
-	all := s.templates.List()
-	start := min((page-1)*pageSize, len(all))
-	end := min(start+pageSize, len(all))
-	return TemplatePage{Templates: all[start:end], Total: len(all), Page: page, PageSize: pageSize}, nil
-}
-
-// Template returns one template.
-func (s *Service) Template(ctx context.Context, tenant, id string) (template.Template, error) {
-	if id == "" {
-		return template.Template{}, fmt.Errorf("templateId is required: %w", errdefs.ErrInvalidArgument)
-	}
-	return s.templates.Get(id)
 }
 
 // Run keeps the warm pool filled and terminates expired sandboxes until ctx

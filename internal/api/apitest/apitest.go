@@ -382,3 +382,24 @@ func (s *Service) CreateTemplate(_ context.Context, _ string, cfg sandbox.Templa
 	s.templates = append(s.templates, t)
 	return t, nil
 }
+
+// DeleteTemplate implements api.Service: it removes a template the fake
+// created; built-ins are refused.
+func (s *Service) DeleteTemplate(_ context.Context, _ string, id string) error {
+	if err := s.fail("DeleteTemplate", id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, t := range s.templates {
+		if t.ID != id {
+			continue
+		}
+		if t.BuiltIn {
+			return fmt.Errorf("template %q is built in: %w", id, errdefs.ErrPermissionDenied)
+		}
+		s.templates = append(s.templates[:i], s.templates[i+1:]...)
+		return nil
+	}
+	return fmt.Errorf("template %q: %w", id, errdefs.ErrNotFound)
+}
