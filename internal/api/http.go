@@ -253,6 +253,7 @@ func (h *Handler) serveStreamed(w http.ResponseWriter, r *http.Request, sandboxI
 	}
 
 	s := &ndjsonStream{w: w, rc: http.NewResponseController(w)}
+	defer s.close()
 	res, err := run(s.send)
 	if !s.finish() {
 		// Nothing was streamed yet: the status line is still ours to choose.
@@ -260,14 +261,14 @@ func (h *Handler) serveStreamed(w http.ResponseWriter, r *http.Request, sandboxI
 			h.writeError(w, r, sandboxID, err)
 			return
 		}
-		s.start()
+		s.final(nil)
 	}
 	if err != nil {
 		h.logError(opName(r), sandboxID, err)
-		s.write(ndjsonError{Type: "error", Error: toWireError(err)})
+		s.final(ndjsonError{Type: "error", Error: toWireError(err)})
 		return
 	}
-	s.write(ndjsonResult{Type: "result", Result: res})
+	s.final(ndjsonResult{Type: "result", Result: res})
 }
 
 // acceptsNDJSON reports whether the Accept header lists application/x-ndjson.
@@ -283,17 +284,23 @@ func acceptsNDJSON(r *http.Request) bool {
 	return false
 }
 
-// ndjsonStream writes an operation's events as NDJSON, flushing every line.
-// The 200 status is committed with the first line, so an error before any
-// output is still an ordinary HTTP error.
+// ndjsonStream writes an operation's events as NDJSON. The 200 status is
+// committed with the first line, so an error before any output is still an
+// ordinary HTTP error.
+//
+// Lines are flushed by a flusher goroutine that is woken after each write:
+// a lone line leaves at once, while lines written during a flush share the
+// next one, so a burst of output costs few writes (no timer is involved).
 type ndjsonStream struct {
 	w  http.ResponseWriter
 	rc *http.ResponseController
 
 	mu      sync.Mutex
-	started bool // the status line has been written
-	done    bool // the operation returned; later lines are dropped
-	broken  bool // a write failed (client gone); later writes are skipped
+	started bool          // the status line has been written
+	done    bool          // the operation returned; later lines are dropped
+	broken  bool          // a write failed (client gone); later writes are skipped
+	kick    chan struct{} // wakes the flusher; nil when it is not running
+	stopped chan struct{} // closed when the flusher has returned
 }
 
 // send writes one event line (nil is ignored). It is safe for
@@ -321,7 +328,38 @@ func (s *ndjsonStream) finish() bool {
 	return s.started
 }
 
-// start writes the headers and the 200 status line.
+// final writes the last line (after finish), starting the stream if it
+// had not started; nil only starts it.
+func (s *ndjsonStream) final(line any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		s.start()
+	}
+	if line != nil {
+		s.write(line)
+	}
+}
+
+// close stops the flusher and flushes what is left. The handler must not
+// return before it.
+func (s *ndjsonStream) close() {
+	s.mu.Lock()
+	kick := s.kick
+	s.kick = nil
+	s.mu.Unlock()
+	if kick == nil {
+		return
+	}
+	close(kick)
+	<-s.stopped
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flush()
+}
+
+// start writes the headers and the 200 status line and starts the flusher.
+// Called with mu held.
 func (s *ndjsonStream) start() {
 	s.started = true
 	hd := s.w.Header()
@@ -330,9 +368,20 @@ func (s *ndjsonStream) start() {
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("X-Accel-Buffering", "no") // ask reverse proxies not to buffer
 	s.w.WriteHeader(http.StatusOK)
+	s.kick, s.stopped = make(chan struct{}, 1), make(chan struct{})
+	go s.flusher(s.kick)
 }
 
-// write sends one line and flushes it.
+func (s *ndjsonStream) flusher(kick <-chan struct{}) {
+	defer close(s.stopped)
+	for range kick {
+		s.mu.Lock()
+		s.flush()
+		s.mu.Unlock()
+	}
+}
+
+// write sends one line and wakes the flusher. Called with mu held.
 func (s *ndjsonStream) write(v any) {
 	if s.broken {
 		return
@@ -344,6 +393,17 @@ func (s *ndjsonStream) write(v any) {
 	}
 	if _, err := s.w.Write(append(b, '\n')); err != nil {
 		s.broken = true
+		return
+	}
+	select {
+	case s.kick <- struct{}{}:
+	default: // already woken: this line goes with that flush
+	}
+}
+
+// flush pushes buffered lines to the client. Called with mu held.
+func (s *ndjsonStream) flush() {
+	if s.broken || !s.started {
 		return
 	}
 	if err := s.rc.Flush(); err != nil {
