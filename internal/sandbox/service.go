@@ -75,6 +75,8 @@ type Service struct {
 	// defaults caches each sandbox's default context per language
 	// ("sb-x/python"), so a run needs no store lookup to find it.
 	defaults map[string]CodeContext
+	// ready caches the records of ready sandboxes (see remember).
+	ready map[string]Sandbox
 }
 
 // liveSandbox tracks in-memory state of a sandbox: commands in flight and a
@@ -93,7 +95,7 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 	s := &Service{
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
-		defaults: map[string]CodeContext{},
+		defaults: map[string]CodeContext{}, ready: map[string]Sandbox{},
 	}
 	s.base, s.shutdown = context.WithCancel(context.Background())
 	return s
@@ -125,6 +127,7 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 			s.deleteQuietly(context.WithoutCancel(ctx), id)
 			return Sandbox{}, err
 		}
+		s.remember(sb)
 		return sb, nil
 	}
 	id, err := newID()
@@ -149,7 +152,24 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 		s.forget(context.WithoutCancel(ctx), id)
 		return Sandbox{}, err
 	}
+	s.remember(sb)
 	return sb, nil
+}
+
+// remember caches the record of a ready sandbox; dropReady forgets it.
+// Only this process changes sandbox records, so the cache is written by
+// the places that make a sandbox ready (create, adoption at Recover) and
+// emptied by those that end it; Get falls back to the store otherwise.
+func (s *Service) remember(sb Sandbox) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ready[sb.ID] = sb
+}
+
+func (s *Service) dropReady(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.ready, id)
 }
 
 // newRecord builds the record of a new sandbox, status creating.
@@ -175,6 +195,7 @@ func newRecord(id, tenant, templateID string, opts CreateOptions, defaultExpiry 
 
 // forget removes every trace of a sandbox whose creation failed.
 func (s *Service) forget(ctx context.Context, id string) {
+	s.dropReady(id)
 	if err := s.driver.Delete(ctx, id); err != nil {
 		s.log.Error("clean up failed sandbox", "sandbox_id", id, "err", err)
 	}
@@ -186,9 +207,14 @@ func (s *Service) forget(ctx context.Context, id string) {
 // Get returns one sandbox. A deleted or expired sandbox is reported with
 // status terminated for a while (then not found).
 func (s *Service) Get(ctx context.Context, tenant, id string) (Sandbox, error) {
-	sb, err := s.store.GetSandbox(ctx, id)
-	if err != nil {
-		return Sandbox{}, err
+	s.mu.Lock()
+	sb, ok := s.ready[id]
+	s.mu.Unlock()
+	if !ok {
+		var err error
+		if sb, err = s.store.GetSandbox(ctx, id); err != nil {
+			return Sandbox{}, err
+		}
 	}
 	if sb.Tenant != tenant {
 		return Sandbox{}, fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
@@ -252,6 +278,7 @@ func (s *Service) Delete(ctx context.Context, tenant, id string) error {
 func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) error {
 	ctx = context.WithoutCancel(ctx)
 	s.mu.Lock()
+	delete(s.ready, sb.ID)
 	if l := s.live[sb.ID]; l != nil {
 		l.cancel()
 	}
@@ -342,6 +369,8 @@ func (s *Service) Recover(ctx context.Context) error {
 		state, err := s.driver.Status(ctx, sb.ID)
 		if err == nil && state == runtime.StateRunning {
 			if _, err := agentclient.New(s.dialer(sb.ID)).Ping(ctx); err == nil {
+				sb.Status = StatusReady
+				s.remember(sb)
 				s.log.Info("adopted running sandbox", "sandbox_id", sb.ID)
 				continue
 			}
@@ -349,6 +378,7 @@ func (s *Service) Recover(ctx context.Context) error {
 		if err == nil {
 			err = s.driver.Stop(ctx, sb.ID)
 		}
+		s.dropReady(sb.ID)
 		sb.Status, sb.Error, sb.UpdatedAt = StatusStopped, "the server restarted and the sandbox's processes were gone", time.Now().UTC()
 		if errors.Is(err, errdefs.ErrNotFound) {
 			sb.Status, sb.Error = StatusError, "the sandbox's files were gone after a server restart"
