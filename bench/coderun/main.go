@@ -5,7 +5,10 @@
 // a local Jupyter kernel (Debian python3-ipykernel + python3-jupyter-client)
 // in the same run, for the ratio.
 //
-//	sudo go run ./bench/coderun -n 2000 -jupyter
+// With -socketio it also times the cell through the official
+// socket.io-client (bench/socketio, installed with npm on first use).
+//
+//	sudo go run ./bench/coderun -n 2000 -jupyter -socketio
 package main
 
 import (
@@ -28,9 +31,10 @@ import (
 func main() {
 	n := flag.Int("n", 2000, "round trips to time")
 	jupyter := flag.Bool("jupyter", false, "also time a local Jupyter kernel (python3-ipykernel)")
+	sio := flag.Bool("socketio", false, "also time the cell through socket.io-client (needs node and npm)")
 	lines := flag.Int("lines", 200000, "lines printed by the streaming cell")
 	flag.Parse()
-	if err := run(*n, *lines, *jupyter); err != nil {
+	if err := run(*n, *lines, *jupyter, *sio); err != nil {
 		fmt.Fprintln(os.Stderr, "coderun:", err)
 		os.Exit(1)
 	}
@@ -70,7 +74,7 @@ func (c *client) json(path string, body, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func run(n, lines int, jupyter bool) error {
+func run(n, lines int, jupyter, sio bool) error {
 	stop, url, key, err := server.Start("--pool", "none")
 	if err != nil {
 		return err
@@ -82,6 +86,15 @@ func run(n, lines int, jupyter bool) error {
 		return err
 	}
 	id := created.Sandbox.ID
+	// Sandboxes outlive a stopped server (the next one adopts them): delete
+	// this one before the server stops.
+	defer func() {
+		req, _ := http.NewRequest(http.MethodDelete, url+"/v1/sandboxes/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		if resp, err := c.http.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
 	code := "/v1/sandboxes/" + id + "/code"
 	var res struct {
 		Execution struct{ Results []map[string]any }
@@ -144,6 +157,13 @@ func run(n, lines int, jupyter bool) error {
 	fmt.Printf("sdbx warm runCode `x += 1` over HTTP (%d runs): p50 %s  p90 %s  p99 %s\n", n, ms(pct(rt, 50)), ms(pct(rt, 90)), ms(pct(rt, 99)))
 	fmt.Printf("sdbx new Python context (20 starts): p50 %s  p90 %s\n", ms(pct(starts, 50)), ms(pct(starts, 90)))
 	fmt.Printf("sdbx streamed %d lines to one NDJSON client in %s: %.0f lines/s\n", lines, streamDur.Round(time.Millisecond), float64(lines)/streamDur.Seconds())
+	if sio {
+		out, err := socketIORoundTrip(url, key, id, n)
+		if err != nil {
+			return fmt.Errorf("socket.io: %w", err)
+		}
+		fmt.Printf("sdbx warm runCode `y += 1` over socket.io-client (%d runs, websocket): %s\n", n, out)
+	}
 	if jupyter {
 		p50, err := jupyterRoundTrip(n)
 		if err != nil {
@@ -191,3 +211,28 @@ func pct(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
+
+// socketIORoundTrip runs bench/socketio/roundtrip.mjs against the server.
+func socketIORoundTrip(url, key, sandboxID string, n int) (string, error) {
+	dir := "bench/socketio"
+	if _, err := os.Stat(dir + "/node_modules/socket.io-client"); err != nil {
+		install := exec.Command("npm", "install", "--no-audit", "--no-fund", "--silent")
+		install.Dir, install.Stderr = dir, os.Stderr
+		if err := install.Run(); err != nil {
+			return "", fmt.Errorf("npm install in %s: %w", dir, err)
+		}
+	}
+	cmd := exec.Command("node", "roundtrip.mjs")
+	cmd.Dir, cmd.Stderr = dir, os.Stderr
+	cmd.Env = append(os.Environ(), "SDBX_URL="+url, "SDBX_API_KEY="+key, "SDBX_SANDBOX="+sandboxID, "N="+strconv.Itoa(n))
+	out, err := cmd.Output()
+	if err != nil {
+		return "", err
+	}
+	var p struct{ P50, P90, P99 int }
+	if err := json.Unmarshal(out, &p); err != nil {
+		return "", fmt.Errorf("unexpected output %q", out)
+	}
+	us := func(v int) string { return fmt.Sprintf("%.3f ms", float64(v)/1000) }
+	return fmt.Sprintf("p50 %s  p90 %s  p99 %s", us(p.P50), us(p.P90), us(p.P99)), nil
+}
