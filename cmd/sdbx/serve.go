@@ -107,6 +107,7 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	svc := sandbox.New(sandbox.Config{
 		DefaultExpiry: cfg.DefaultExpiry,
 		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
+		MaxResources:  runtime.Resources{CPU: cfg.MaxCPU, MemoryMB: cfg.MaxMemoryMB, PIDs: cfg.MaxPIDs},
 		Pool:          cfg.Pool,
 	}, st, driver, catalog, log)
 

@@ -16,6 +16,15 @@ type createSandboxBody struct {
 	Name           string            `json:"name"`
 	ExpiryTime     int64             `json:"expiryTime"`
 	InitialEnvVars map[string]string `json:"initialEnvVars"`
+	Resources      resourcesJSON     `json:"resources"`
+}
+
+// resourcesJSON is a sandbox's limits on the wire.
+type resourcesJSON struct {
+	CPU      float64 `json:"cpu"`
+	MemoryMB int64   `json:"memoryMb"`
+	PIDs     int64   `json:"pids"`
+	DiskMB   int64   `json:"diskMb,omitempty"`
 }
 
 func (b createSandboxBody) options() sandbox.CreateOptions {
@@ -24,6 +33,7 @@ func (b createSandboxBody) options() sandbox.CreateOptions {
 		Name:       b.Name,
 		Expiry:     msDuration(b.ExpiryTime),
 		Env:        b.InitialEnvVars,
+		Resources:  sandbox.Resources(b.Resources),
 	}
 }
 
@@ -112,6 +122,7 @@ type sandboxJSON struct {
 	UpdatedAt  time.Time         `json:"updatedAt"`
 	ExpiresAt  *time.Time        `json:"expiresAt,omitempty"`
 	Error      string            `json:"error"`
+	Resources  resourcesJSON     `json:"resources"`
 }
 
 func toSandbox(s sandbox.Sandbox) sandboxJSON {
@@ -124,6 +135,7 @@ func toSandbox(s sandbox.Sandbox) sandboxJSON {
 		CreatedAt:  s.CreatedAt.UTC(),
 		UpdatedAt:  s.UpdatedAt.UTC(),
 		Error:      s.Error,
+		Resources:  resourcesJSON(s.Resources),
 	}
 	if s.ExpiresAt != nil {
 		t := s.ExpiresAt.UTC()

@@ -37,6 +37,11 @@ type Server struct {
 	CPU      float64 `json:"cpu"`
 	MemoryMB int64   `json:"memoryMb"`
 	PIDs     int64   `json:"pids"`
+	// MaxCPU, MaxMemoryMB and MaxPIDs bound what a create request may ask
+	// for (resources); 0 means the default is also the maximum.
+	MaxCPU      float64 `json:"maxCpu"`
+	MaxMemoryMB int64   `json:"maxMemoryMb"`
+	MaxPIDs     int64   `json:"maxPids"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
 	// Pool is the warm pool: pre-created sandboxes kept ready per template
@@ -64,6 +69,9 @@ func Defaults() Server {
 		CPU:             1,
 		MemoryMB:        1024,
 		PIDs:            512,
+		MaxCPU:          2,
+		MaxMemoryMB:     8192,
+		MaxPIDs:         4096,
 		ShutdownTimeout: 10 * time.Second,
 		Pool:            map[string]int{"python-3-11": 2},
 		RateBurst:       100,
@@ -99,6 +107,7 @@ var env = map[string]string{
 	"default-expiry": "SDBX_DEFAULT_EXPIRY", "log-level": "SDBX_LOG_LEVEL",
 	"cpu": "SDBX_CPU", "memory-mb": "SDBX_MEMORY_MB", "pids": "SDBX_PIDS",
 	"shutdown-timeout": "SDBX_SHUTDOWN_TIMEOUT", "pool": "SDBX_POOL",
+	"max-cpu": "SDBX_MAX_CPU", "max-memory-mb": "SDBX_MAX_MEMORY_MB", "max-pids": "SDBX_MAX_PIDS",
 	"rate-limit": "SDBX_RATE_LIMIT", "rate-burst": "SDBX_RATE_BURST", "debug-addr": "SDBX_DEBUG_ADDR",
 	"registry-mirror": "SDBX_REGISTRY_MIRROR",
 }
@@ -118,6 +127,9 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	fs.StringVar(&f.LogLevel, "log-level", "", "debug|info|warn|error (env SDBX_LOG_LEVEL)")
 	fs.Float64Var(&f.CPU, "cpu", 0, "CPUs per sandbox (env SDBX_CPU, default 1)")
 	fs.Int64Var(&f.MemoryMB, "memory-mb", 0, "memory per sandbox in MiB (env SDBX_MEMORY_MB, default 1024)")
+	fs.Float64Var(&f.MaxCPU, "max-cpu", 0, "most CPUs a sandbox may ask for (env SDBX_MAX_CPU, default 2)")
+	fs.Int64Var(&f.MaxMemoryMB, "max-memory-mb", 0, "most memory in MiB a sandbox may ask for (env SDBX_MAX_MEMORY_MB, default 8192)")
+	fs.Int64Var(&f.MaxPIDs, "max-pids", 0, "most processes a sandbox may ask for (env SDBX_MAX_PIDS, default 4096)")
 	fs.Int64Var(&f.PIDs, "pids", 0, "processes per sandbox (env SDBX_PIDS, default 512)")
 	fs.StringVar(&f.DebugAddr, "debug-addr", "", "serve pprof profiles on this address, e.g. 127.0.0.1:6060 (env SDBX_DEBUG_ADDR)")
 	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "requests per second per API key, 0 = off (env SDBX_RATE_LIMIT)")
@@ -154,6 +166,9 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	override("cpu", func() { cfg.CPU = f.CPU })
 	override("memory-mb", func() { cfg.MemoryMB = f.MemoryMB })
 	override("pids", func() { cfg.PIDs = f.PIDs })
+	override("max-cpu", func() { cfg.MaxCPU = f.MaxCPU })
+	override("max-memory-mb", func() { cfg.MaxMemoryMB = f.MaxMemoryMB })
+	override("max-pids", func() { cfg.MaxPIDs = f.MaxPIDs })
 	override("shutdown-timeout", func() { cfg.ShutdownTimeout = f.ShutdownTimeout })
 	override("rate-limit", func() { cfg.RateLimit = f.RateLimit })
 	override("debug-addr", func() { cfg.DebugAddr = f.DebugAddr })
@@ -231,6 +246,9 @@ func applyEnv(cfg *Server) error {
 	parse("cpu", func(v string) (err error) { cfg.CPU, err = strconv.ParseFloat(v, 64); return })
 	parse("memory-mb", func(v string) (err error) { cfg.MemoryMB, err = strconv.ParseInt(v, 10, 64); return })
 	parse("pids", func(v string) (err error) { cfg.PIDs, err = strconv.ParseInt(v, 10, 64); return })
+	parse("max-cpu", func(v string) (err error) { cfg.MaxCPU, err = strconv.ParseFloat(v, 64); return })
+	parse("max-memory-mb", func(v string) (err error) { cfg.MaxMemoryMB, err = strconv.ParseInt(v, 10, 64); return })
+	parse("max-pids", func(v string) (err error) { cfg.MaxPIDs, err = strconv.ParseInt(v, 10, 64); return })
 	parse("rate-limit", func(v string) (err error) { cfg.RateLimit, err = strconv.ParseFloat(v, 64); return })
 	parse("rate-burst", func(v string) (err error) { cfg.RateBurst, err = strconv.Atoi(v); return })
 	parse("pool", func(v string) (err error) { cfg.Pool, err = ParsePool(v); return })
@@ -281,6 +299,9 @@ func (c Server) Validate() error {
 	}
 	if c.RateBurst < 1 {
 		errs = append(errs, fmt.Errorf("rate-burst %d: must be at least 1", c.RateBurst))
+	}
+	if c.MaxCPU < 0 || c.MaxMemoryMB < 0 || c.MaxPIDs < 0 {
+		errs = append(errs, fmt.Errorf("max-cpu, max-memory-mb and max-pids must not be negative"))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout %s: must be positive", c.ShutdownTimeout))

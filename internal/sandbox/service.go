@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -43,8 +44,11 @@ type Config struct {
 	DefaultExpiry time.Duration
 	// ExpiryInterval is how often expired sandboxes are looked for.
 	ExpiryInterval time.Duration
-	// Resources are the limits given to every sandbox.
+	// Resources are the limits of a sandbox created without its own.
 	Resources runtime.Resources
+	// MaxResources bound what a create request may ask for; zero fields
+	// mean the default is also the maximum.
+	MaxResources runtime.Resources
 	// Pool is the number of pre-created sandboxes kept ready per template
 	// id (the warm pool); a template that is not listed has none.
 	Pool map[string]int
@@ -120,25 +124,33 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 		return Sandbox{}, err
 	}
 	defer release()
-	if id := s.claimPooled(ctx, tmpl.ID); id != "" {
-		sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
-		sb.Status = StatusReady
-		if err := s.store.CreateSandbox(ctx, sb); err != nil {
-			s.deleteQuietly(context.WithoutCancel(ctx), id)
-			return Sandbox{}, err
+	limits, err := s.limits(opts.Resources)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	// Pooled sandboxes have the default limits.
+	if limits == s.cfg.Resources {
+		if id := s.claimPooled(ctx, tmpl.ID); id != "" {
+			sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
+			sb.Status, sb.Resources = StatusReady, toResources(limits)
+			if err := s.store.CreateSandbox(ctx, sb); err != nil {
+				s.deleteQuietly(context.WithoutCancel(ctx), id)
+				return Sandbox{}, err
+			}
+			s.remember(sb)
+			return sb, nil
 		}
-		s.remember(sb)
-		return sb, nil
 	}
 	id, err := newID()
 	if err != nil {
 		return Sandbox{}, err
 	}
 	sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
+	sb.Resources = toResources(limits)
 	if err := s.store.CreateSandbox(ctx, sb); err != nil {
 		return Sandbox{}, err
 	}
-	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: s.cfg.Resources}
+	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: limits}
 	if err := s.driver.Create(ctx, spec); err != nil {
 		s.log.Error("create sandbox", "sandbox_id", id, "err", err)
 		s.forget(context.WithoutCancel(ctx), id)
@@ -170,6 +182,43 @@ func (s *Service) dropReady(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.ready, id)
+}
+
+// limits returns the limits of a new sandbox: the request's, checked
+// against the server's maxima, over the server's defaults.
+func (s *Service) limits(r Resources) (runtime.Resources, error) {
+	def, ceil := s.cfg.Resources, s.cfg.MaxResources
+	out := def
+	check := func(field string, v, min, limit float64, set func()) error {
+		if v == 0 {
+			return nil
+		}
+		if limit == 0 {
+			limit = min
+		}
+		if v < min || v > limit {
+			return invalid("resources.%s must be between %g and %g, got %g", field, min, limit, v)
+		}
+		set()
+		return nil
+	}
+	if err := check("cpu", r.CPU, 0.01, math.Max(ceil.CPU, def.CPU), func() { out.CPU = r.CPU }); err != nil {
+		return out, err
+	}
+	if err := check("memoryMb", float64(r.MemoryMB), 32, float64(max(ceil.MemoryMB, def.MemoryMB)), func() { out.MemoryMB = r.MemoryMB }); err != nil {
+		return out, err
+	}
+	if err := check("pids", float64(r.PIDs), 16, float64(max(ceil.PIDs, def.PIDs)), func() { out.PIDs = r.PIDs }); err != nil {
+		return out, err
+	}
+	if r.DiskMB != 0 {
+		return out, invalid("resources.diskMb: disk quotas are not enforced by this server yet; leave it out")
+	}
+	return out, nil
+}
+
+func toResources(r runtime.Resources) Resources {
+	return Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, PIDs: r.PIDs}
 }
 
 // newRecord builds the record of a new sandbox, status creating.

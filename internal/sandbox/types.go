@@ -27,12 +27,26 @@ type Sandbox struct {
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 	// Error explains StatusError.
 	Error string `json:"error,omitempty"`
+	// Resources are the sandbox's limits.
+	Resources Resources `json:"resources"`
 	// Tenant owns the sandbox; it is never sent to clients.
 	Tenant string `json:"-"`
 }
 
+// Resources are a sandbox's hard limits. In a request, zero fields mean
+// the server's default.
+type Resources struct {
+	CPU      float64 `json:"cpu"`
+	MemoryMB int64   `json:"memoryMb"`
+	PIDs     int64   `json:"pids"`
+	// DiskMB is refused when set: disk quotas are not enforced yet.
+	DiskMB int64 `json:"diskMb,omitempty"`
+}
+
 // CreateOptions are the inputs of Service.Create.
 type CreateOptions struct {
+	// Resources override the server's default limits, up to its maxima.
+	Resources  Resources
 	TemplateID string
 	Name       string
 	// Expiry is how long the sandbox lives; 0 means the server default.

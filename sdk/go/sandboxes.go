@@ -13,6 +13,7 @@ type createSandboxBody struct {
 	Name           string            `json:"name,omitempty"`
 	ExpiryTime     int64             `json:"expiryTime,omitempty"`
 	InitialEnvVars map[string]string `json:"initialEnvVars,omitempty"`
+	Resources      *Resources        `json:"resources,omitempty"`
 }
 
 // CreateSandbox creates a sandbox and returns it once it is ready. It is
@@ -25,6 +26,9 @@ func (c *Client) CreateSandbox(ctx context.Context, opts CreateSandboxOptions) (
 		Name:           opts.Name,
 		ExpiryTime:     durationMs(opts.Expiry),
 		InitialEnvVars: opts.Env,
+	}
+	if opts.Resources != (Resources{}) {
+		body.Resources = &opts.Resources
 	}
 	var out struct {
 		Sandbox *Sandbox `json:"sandbox"`

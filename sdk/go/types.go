@@ -26,6 +26,17 @@ type Sandbox struct {
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
 	// Error says why Status is "error".
 	Error string `json:"error,omitempty"`
+	// Resources are the sandbox's limits.
+	Resources Resources `json:"resources"`
+}
+
+// Resources are a sandbox's hard limits. In CreateSandboxOptions a zero
+// field means the server's default; the server refuses values above its
+// maxima (--max-cpu, --max-memory-mb, --max-pids).
+type Resources struct {
+	CPU      float64 `json:"cpu,omitempty"`
+	MemoryMB int64   `json:"memoryMb,omitempty"`
+	PIDs     int64   `json:"pids,omitempty"`
 }
 
 // Template is an entry of the server's template catalog.
@@ -74,6 +85,8 @@ type CreateSandboxOptions struct {
 	Expiry time.Duration
 	// Env is the sandbox's environment; names match [A-Za-z_][A-Za-z0-9_]*.
 	Env map[string]string
+	// Resources override the server's default limits.
+	Resources Resources
 }
 
 // Command is a command to run in a sandbox. Exactly one of Command and Args

@@ -472,3 +472,32 @@ func TestSDKLargeOutputIsTruncatedButStreamed(t *testing.T) {
 		t.Fatalf("result: truncated=%v, %d lines", res.Truncated, len(res.Stdout))
 	}
 }
+
+func TestSDKResources(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.client(t)
+	sb := e.sandbox(t, sdbx.CreateSandboxOptions{TemplateID: "python-3-11", Resources: sdbx.Resources{PIDs: 24, MemoryMB: 96}})
+	if sb.Resources.PIDs != 24 || sb.Resources.MemoryMB != 96 || sb.Resources.CPU <= 0 {
+		t.Fatalf("created with resources %+v", sb.Resources)
+	}
+	// The pids limit is real: 40 background sleeps can't all start.
+	res, err := c.RunCommand(t.Context(), sb.ID, sdbx.Command{Command: "n=0; for i in $(seq 40); do sleep 5 & [ $? -eq 0 ] && n=$((n+1)); done 2>/dev/null; echo started"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Stderr) == 0 && res.ExitCode == 0 && len(res.Stdout) == 1 {
+		// bash reports fork failures on stderr; none means the limit did not apply.
+		t.Fatalf("40 processes started under pids=24: %+v", res)
+	}
+	for _, bad := range []sdbx.Resources{{PIDs: 1 << 30}, {MemoryMB: 1}, {CPU: 1000}} {
+		_, err := c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: "python-3-11", Resources: bad})
+		if !errors.Is(err, sdbx.ErrInvalidArgument) || !strings.Contains(err.Error(), "resources.") {
+			t.Errorf("resources %+v: %v, want invalid argument naming the field", bad, err)
+		}
+	}
+	resp := e.do(t, "POST", "/v1/sandboxes", "bearer", `{"templateId":"python-3-11","resources":{"diskMb":100}}`, nil)
+	if resp.status != 400 || !strings.Contains(string(resp.body), "diskMb") {
+		t.Errorf("diskMb: %d %s", resp.status, resp.body)
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 var _ sandbox.Store = (*Store)(nil)
 
-const sandboxColumns = "id, tenant, name, template_id, status, env, error, created_at, updated_at, expires_at"
+const sandboxColumns = "id, tenant, name, template_id, status, env, error, created_at, updated_at, expires_at, resources"
 
 // CreateSandbox implements sandbox.Store.
 func (s *Store) CreateSandbox(ctx context.Context, sb sandbox.Sandbox) error {
@@ -21,10 +21,14 @@ func (s *Store) CreateSandbox(ctx context.Context, sb sandbox.Sandbox) error {
 	if err != nil {
 		return fmt.Errorf("encode env of sandbox %s: %w", sb.ID, err)
 	}
+	res, err := json.Marshal(sb.Resources)
+	if err != nil {
+		return fmt.Errorf("encode resources of sandbox %s: %w", sb.ID, err)
+	}
 	_, err = s.db.ExecContext(ctx,
-		"INSERT INTO sandboxes ("+sandboxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		"INSERT INTO sandboxes ("+sandboxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		sb.ID, sb.Tenant, sb.Name, sb.TemplateID, string(sb.Status), string(env), sb.Error,
-		toMillis(sb.CreatedAt), toMillis(sb.UpdatedAt), expiryMillis(sb.ExpiresAt))
+		toMillis(sb.CreatedAt), toMillis(sb.UpdatedAt), expiryMillis(sb.ExpiresAt), string(res))
 	if isUnique(err) {
 		return fmt.Errorf("sandbox %s: %w", sb.ID, errdefs.ErrConflict)
 	}
@@ -123,12 +127,15 @@ type scanner interface{ Scan(dest ...any) error }
 func scanSandbox(r scanner) (sandbox.Sandbox, error) {
 	var (
 		sb               sandbox.Sandbox
-		status, env      string
+		status, env, res string
 		created, updated int64
 		expires          sql.NullInt64
 	)
-	if err := r.Scan(&sb.ID, &sb.Tenant, &sb.Name, &sb.TemplateID, &status, &env, &sb.Error, &created, &updated, &expires); err != nil {
+	if err := r.Scan(&sb.ID, &sb.Tenant, &sb.Name, &sb.TemplateID, &status, &env, &sb.Error, &created, &updated, &expires, &res); err != nil {
 		return sb, err
+	}
+	if err := json.Unmarshal([]byte(res), &sb.Resources); err != nil {
+		return sb, fmt.Errorf("decode resources of sandbox %s: %w", sb.ID, err)
 	}
 	sb.Status = sandbox.Status(status)
 	if err := json.Unmarshal([]byte(env), &sb.EnvVars); err != nil {

@@ -1,0 +1,1 @@
+ALTER TABLE sandboxes ADD COLUMN resources TEXT NOT NULL DEFAULT '{}';
