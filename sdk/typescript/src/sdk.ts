@@ -72,7 +72,8 @@ const CONFIG_KEYS = [
   'onMetrics',
   'socketOptions',
 ] as const;
-const CREATE_SANDBOX_KEYS = ['templateId', 'name', 'expiryTime', 'initialEnvVars'] as const;
+const CREATE_SANDBOX_KEYS = ['templateId', 'name', 'expiryTime', 'initialEnvVars', 'resources'] as const;
+const RESOURCE_KEYS = ['cpu', 'memoryMb', 'pids'] as const;
 const TEMPLATE_KEYS = [
   'name',
   'language',
@@ -187,6 +188,7 @@ export class SandboxSDK {
       name: v.optionalString(o.name, 'options.name'),
       expiryTime: v.optionalNumber(o.expiryTime, 'options.expiryTime', { min: 0, integer: true }),
       initialEnvVars: v.optionalStringMap(o.initialEnvVars, 'options.initialEnvVars'),
+      resources: resourcesOption(o.resources),
     });
     const data = await this.transport.request<SandboxCreationResponse>('sandbox:create', body, {
       timeoutMs: this.timeout,
@@ -612,4 +614,15 @@ function normalizeExecutionResult(r: ExecutionResult | undefined): ExecutionResu
     throw new SandboxError('code:run: the server answered without an execution', 'internal', { operation: 'code:run' });
   }
   return { ...r, execution: normalizeExecution(r.execution) };
+}
+
+/** Checks createSandbox's `resources` option (undefined when absent). */
+function resourcesOption(value: unknown): Record<string, number> | undefined {
+  if (value === undefined) return undefined;
+  const r = v.object(value, 'options.resources', RESOURCE_KEYS);
+  return compact({
+    cpu: v.optionalNumber(r.cpu, 'options.resources.cpu', { min: 0 }),
+    memoryMb: v.optionalNumber(r.memoryMb, 'options.resources.memoryMb', { min: 0, integer: true }),
+    pids: v.optionalNumber(r.pids, 'options.resources.pids', { min: 0, integer: true }),
+  }) as Record<string, number>;
 }

@@ -67,6 +67,18 @@ export interface SandboxConfig {
   expiresAt?: string;
   /** Why the sandbox is in state `error` ('' otherwise). */
   error?: string;
+  /** The sandbox's effective limits. */
+  resources?: SandboxResources;
+}
+
+/** A sandbox's hard limits; in createSandbox a field left out takes the server's default. */
+export interface SandboxResources {
+  /** CPUs, e.g. 0.5 or 2. */
+  cpu?: number;
+  /** Memory in MiB. */
+  memoryMb?: number;
+  /** Most processes at once. */
+  pids?: number;
 }
 
 /** What getSandboxStatus returns: the full sandbox record (see `status`). */
@@ -81,6 +93,8 @@ export interface CreateSandboxOptions {
   expiryTime?: number;
   /** Environment of every process in the sandbox. Entries whose value is undefined are left out. */
   initialEnvVars?: Record<string, string | undefined>;
+  /** Limits beyond the server's defaults (up to its maxima). */
+  resources?: SandboxResources;
 }
 
 export interface SandboxCreationResponse {

@@ -178,3 +178,20 @@ serverTest('README Templates: create custom template', async () => {
   assert.equal(again.id, customTemplate.id);
   assert.ok((await sdk.getTemplates(1, 100)).templates.some((t) => t.id === customTemplate.id));
 });
+
+serverTest('createSandbox with resources reports and enforces them', async () => {
+  const sdk = newSDK();
+  const { sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', resources: { pids: 24, memoryMb: 96 } });
+  try {
+    assert.equal(sandbox.resources.pids, 24);
+    assert.equal(sandbox.resources.memoryMb, 96);
+    const status = await sdk.getSandboxStatus(sandbox.id);
+    assert.deepEqual(status.resources, sandbox.resources);
+    await assert.rejects(
+      sdk.createSandbox({ templateId: 'python-3-11', resources: { pids: 1 << 30 } }),
+      (err) => err instanceof SandboxError && err.code === 'invalid_argument' && /resources\.pids/.test(err.message),
+    );
+  } finally {
+    await deleteQuietly(sdk, sandbox.id);
+  }
+});
