@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sdbx needs on this machine, when run as root
 # and something is missing. Sourced by serve.sh and test.sh.
-#   deps.sh            packages the server's built-in templates use
-#   deps.sh --test     plus what the test suite needs
+#   deps.sh            packages the server and its built-in templates use
+#   deps.sh --test     the same (kept for the test command's clarity)
 set -euo pipefail
 
 want=(python3 bash coreutils procps python3-numpy python3-pandas python3-matplotlib)
+# Node.js runs the JavaScript templates; npm fetches the real Node.js 18
+# (and 20 when the host has none) for nodejs-18/nodejs-20, and runs the
+# TypeScript SDK's tests.
 command -v node >/dev/null 2>&1 || want+=(nodejs)
-if [[ "${1:-}" == "--test" ]]; then
-  command -v npm >/dev/null 2>&1 || want+=(npm)
-fi
+command -v npm >/dev/null 2>&1 || want+=(npm)
 
 missing=()
 for p in "${want[@]}"; do
