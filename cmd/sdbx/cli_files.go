@@ -19,6 +19,9 @@ const filesUsage = `Usage: sdbx files <command> [flags]
   put [--parents] ID LOCAL PATH    upload the local file LOCAL ("-": stdin) to PATH, streamed
   get ID PATH [LOCAL]              download PATH to LOCAL (a file or a directory; default: stdout)
   rm [-r] ID PATH...               delete files; -r: directories with everything in them
+  stat [--json] ID PATH            describe PATH: TYPE SIZE MODE MODIFIED PATH
+  mkdir [-p] ID PATH               create the directory PATH; -p: with its parents, no error if it exists
+  mv [-f] ID FROM TO               move (rename) FROM to TO; -f: replace an existing TO
 
 Sandbox paths are absolute (/workspace/data.csv). Contents are streamed both
 ways, never held in memory whole.
@@ -29,7 +32,7 @@ and --api-key KEY (env SDBX_API_KEY).
 
 func (c *cli) files(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
-		return 0, usagef("files: missing command (ls, cat, put, get, rm; see sdbx files -h)")
+		return 0, usagef("files: missing command (ls, cat, put, get, rm, stat, mkdir, mv; see sdbx files -h)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -43,6 +46,12 @@ func (c *cli) files(ctx context.Context, args []string) (int, error) {
 		return 0, c.filesPut(ctx, rest)
 	case "rm", "delete":
 		return 0, c.filesRemove(ctx, rest)
+	case "stat":
+		return 0, c.filesStat(ctx, rest)
+	case "mkdir":
+		return 0, c.filesMakeDir(ctx, rest)
+	case "mv", "move":
+		return 0, c.filesMove(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(c.stdout, filesUsage)
 		return 0, nil
@@ -210,4 +219,70 @@ func (c *cli) filesRemove(ctx context.Context, args []string) error {
 		}
 	}
 	return nil
+}
+
+func (c *cli) filesStat(ctx context.Context, args []string) error {
+	fs := newFlagSet("files stat")
+	cf := addConnFlags(fs)
+	asJSON := fs.Bool("json", false, "print the entry as JSON")
+	pos, err := parseInterspersed(fs, "files stat", args)
+	if err != nil {
+		return c.help(err, filesUsage, fs)
+	}
+	if len(pos) != 2 {
+		return usagef("files stat: want ID PATH, got %d arguments (see sdbx files -h)", len(pos))
+	}
+	client, err := cf.client(c.env)
+	if err != nil {
+		return err
+	}
+	e, err := client.StatFile(ctx, pos[0], pos[1])
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSONTo(c.stdout, e)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TYPE\tSIZE\tMODE\tMODIFIED\tPATH")
+	fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", e.Type, e.Size, orDash(e.Mode), formatTime(e.ModifiedAt), tabSafe(e.Path))
+	return tw.Flush()
+}
+
+func (c *cli) filesMakeDir(ctx context.Context, args []string) error {
+	fs := newFlagSet("files mkdir")
+	cf := addConnFlags(fs)
+	parents := fs.Bool("p", false, "create missing parent directories; an existing directory is not an error")
+	pos, err := parseInterspersed(fs, "files mkdir", args)
+	if err != nil {
+		return c.help(err, filesUsage, fs)
+	}
+	if len(pos) != 2 {
+		return usagef("files mkdir: want ID PATH, got %d arguments (see sdbx files -h)", len(pos))
+	}
+	client, err := cf.client(c.env)
+	if err != nil {
+		return err
+	}
+	_, err = client.MakeDir(ctx, pos[0], pos[1], *parents)
+	return err
+}
+
+func (c *cli) filesMove(ctx context.Context, args []string) error {
+	fs := newFlagSet("files mv")
+	cf := addConnFlags(fs)
+	overwrite := fs.Bool("f", false, "replace an existing TO (a directory replaces only an empty one)")
+	pos, err := parseInterspersed(fs, "files mv", args)
+	if err != nil {
+		return c.help(err, filesUsage, fs)
+	}
+	if len(pos) != 3 {
+		return usagef("files mv: want ID FROM TO, got %d arguments (see sdbx files -h)", len(pos))
+	}
+	client, err := cf.client(c.env)
+	if err != nil {
+		return err
+	}
+	_, err = client.MoveFile(ctx, pos[0], pos[1], pos[2], *overwrite)
+	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"mime"
@@ -21,17 +22,18 @@ import (
 )
 
 // fakeFileServer keeps the files of sandbox sb-1 in memory for the CLI's
-// unit tests. Directories exist implicitly (any prefix of a file);
-// /workspace always exists. The file /broken is announced with 100 bytes
+// unit tests. Directories exist implicitly (any prefix of a file) or
+// explicitly (made with mkdir); /workspace always exists. The file /broken is announced with 100 bytes
 // and cut after 10.
 type fakeFileServer struct {
 	mu    sync.Mutex
 	files map[string][]byte
+	dirs  map[string]bool
 	reqs  []string
 }
 
 func newFakeFileServer(t *testing.T) (*fakeFileServer, cliEnv) {
-	f := &fakeFileServer{files: map[string][]byte{}}
+	f := &fakeFileServer{files: map[string][]byte{}, dirs: map[string]bool{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, cliEnv{URL: srv.URL, APIKey: "k"}
@@ -40,8 +42,13 @@ func newFakeFileServer(t *testing.T) (*fakeFileServer, cliEnv) {
 var fakeTime = time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 
 func (f *fakeFileServer) isDir(p string) bool {
-	if p == "/workspace" || p == "/" {
+	if p == "/workspace" || p == "/" || f.dirs[p] {
 		return true
+	}
+	for name := range f.dirs {
+		if strings.HasPrefix(name, p+"/") {
+			return true
+		}
 	}
 	for name := range f.files {
 		if strings.HasPrefix(name, p+"/") {
@@ -110,6 +117,11 @@ func (f *fakeFileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 					delete(f.files, name)
 				}
 			}
+			for name := range f.dirs {
+				if name == p || strings.HasPrefix(name, p+"/") {
+					delete(f.dirs, name)
+				}
+			}
 		}
 		w.WriteHeader(204)
 	case r.Method == "GET" && r.URL.Path == "/v1/sandboxes/sb-1/files/list":
@@ -138,6 +150,52 @@ func (f *fakeFileServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			list.Entries = append(list.Entries, seen[name])
 		}
 		json.NewEncoder(w).Encode(list)
+	case r.Method == "GET" && r.URL.Path == "/v1/sandboxes/sb-1/files/stat":
+		if data, ok := f.files[p]; ok {
+			json.NewEncoder(w).Encode(sdbx.FileEntry{Name: path.Base(p), Path: p, Type: "file", Size: int64(len(data)), Mode: "0644", ModifiedAt: fakeTime})
+		} else if f.isDir(p) {
+			json.NewEncoder(w).Encode(sdbx.FileEntry{Name: path.Base(p), Path: p, Type: "dir", Size: 4096, Mode: "0755", ModifiedAt: fakeTime})
+		} else {
+			fail(404, "not_found", "stat "+p+": no such file")
+		}
+	case r.Method == "POST" && r.URL.Path == "/v1/sandboxes/sb-1/files/mkdir":
+		var body struct {
+			Path    string `json:"path"`
+			Parents bool   `json:"parents"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		f.reqs[len(f.reqs)-1] += fmt.Sprintf(" %+v", body)
+		switch {
+		case f.isDir(body.Path) && body.Parents:
+		case f.isDir(body.Path):
+			fail(409, "conflict", "mkdir "+body.Path+": already exists")
+			return
+		case !body.Parents && !f.isDir(path.Dir(body.Path)):
+			fail(404, "not_found", "mkdir "+body.Path+": parent directory does not exist")
+			return
+		}
+		f.dirs[body.Path] = true
+		w.WriteHeader(201)
+		json.NewEncoder(w).Encode(sdbx.FileEntry{Name: path.Base(body.Path), Path: body.Path, Type: "dir", Size: 4096, Mode: "0755", ModifiedAt: fakeTime})
+	case r.Method == "POST" && r.URL.Path == "/v1/sandboxes/sb-1/files/move":
+		var body struct {
+			From, To  string
+			Overwrite bool
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		f.reqs[len(f.reqs)-1] += fmt.Sprintf(" %+v", body)
+		data, ok := f.files[body.From]
+		switch {
+		case !ok:
+			fail(404, "not_found", "move "+body.From+": no such file")
+			return
+		case f.files[body.To] != nil && !body.Overwrite:
+			fail(409, "conflict", "move to "+body.To+": destination exists")
+			return
+		}
+		delete(f.files, body.From)
+		f.files[body.To] = data
+		json.NewEncoder(w).Encode(sdbx.FileEntry{Name: path.Base(body.To), Path: body.To, Type: "file", Size: int64(len(data)), Mode: "0644", ModifiedAt: fakeTime})
 	default:
 		fail(404, "not_found", "no route")
 	}
@@ -187,13 +245,34 @@ func TestCLIFiles(t *testing.T) {
 			"sdbx: read /workspace/nope: no such file\n"},
 		{"get broken transfer", "", []string{"files", "get", "sb-1", "/broken", filepath.Join(dir, "broken")}, 5, "",
 			"sdbx: GET /v1/sandboxes/sb-1/files: read content: unexpected EOF\n"},
+		{"mkdir", "", []string{"files", "mkdir", "sb-1", "/workspace/new"}, 0, "", ""},
+		{"mkdir existing", "", []string{"files", "mkdir", "sb-1", "/workspace/new"}, 1, "", "sdbx: mkdir /workspace/new: already exists\n"},
+		{"mkdir missing parent", "", []string{"files", "mkdir", "sb-1", "/workspace/x/y"}, 3, "", "sdbx: mkdir /workspace/x/y: parent directory does not exist\n"},
+		{"mkdir -p", "", []string{"files", "mkdir", "-p", "sb-1", "/workspace/x/y"}, 0, "", ""},
+		{"mkdir -p existing", "", []string{"files", "mkdir", "sb-1", "-p", "/workspace/x/y"}, 0, "", ""},
+		{"stat file", "", []string{"files", "stat", "sb-1", "/workspace/local.bin"}, 0,
+			"TYPE  SIZE  MODE  MODIFIED              PATH\n" +
+				"file  16    0644  2026-11-26T09:00:00Z  /workspace/local.bin\n", ""},
+		{"stat dir", "", []string{"files", "stat", "--json", "sb-1", "/workspace/x/y"}, 0,
+			"{\n  \"name\": \"y\",\n  \"path\": \"/workspace/x/y\",\n  \"type\": \"dir\",\n  \"size\": 4096,\n  \"mode\": \"0755\",\n  \"modifiedAt\": \"2026-11-26T09:00:00Z\"\n}\n", ""},
+		{"stat missing", "", []string{"files", "stat", "sb-1", "/workspace/nope"}, 3, "", "sdbx: stat /workspace/nope: no such file\n"},
+		{"mv", "", []string{"files", "mv", "sb-1", "/workspace/a/stdin.txt", "/workspace/x/y/moved.txt"}, 0, "", ""},
+		{"mv onto existing", "", []string{"files", "mv", "sb-1", "/workspace/x/y/moved.txt", "/workspace/local.bin"}, 1, "",
+			"sdbx: move to /workspace/local.bin: destination exists\n"},
+		{"mv missing", "", []string{"files", "mv", "sb-1", "/workspace/a/stdin.txt", "/workspace/z"}, 3, "", "sdbx: move /workspace/a/stdin.txt: no such file\n"},
+		{"mv -f", "", []string{"files", "mv", "-f", "sb-1", "/workspace/x/y/moved.txt", "/workspace/local.bin"}, 0, "", ""},
+		{"cat moved", "", []string{"files", "cat", "sb-1", "/workspace/local.bin"}, 0, "from stdin\n", ""},
+		{"stat without path", "", []string{"files", "stat", "sb-1"}, 2, "", "sdbx: files stat: want ID PATH, got 1 arguments (see sdbx files -h)\n"},
+		{"mkdir without path", "", []string{"files", "mkdir", "-p", "sb-1"}, 2, "", "sdbx: files mkdir: want ID PATH, got 1 arguments (see sdbx files -h)\n"},
+		{"mv without target", "", []string{"files", "mv", "sb-1", "/workspace/a"}, 2, "", "sdbx: files mv: want ID FROM TO, got 2 arguments (see sdbx files -h)\n"},
 		{"rm file", "", []string{"files", "rm", "sb-1", "/workspace/local.bin"}, 0, "", ""},
 		{"rm missing", "", []string{"files", "rm", "sb-1", "/workspace/local.bin"}, 3, "", "sdbx: delete /workspace/local.bin: no such file\n"},
+		{"rm -r made dirs", "", []string{"files", "rm", "-r", "sb-1", "/workspace/x", "/workspace/new"}, 0, "", ""},
 		{"rm dir without -r", "", []string{"files", "rm", "sb-1", "/workspace/a"}, 1, "", "sdbx: delete /workspace/a: directory not empty\n"},
 		{"rm -r", "", []string{"files", "rm", "-r", "sb-1", "/workspace/a"}, 0, "", ""},
 		{"ls empty", "", []string{"files", "ls", "--json", "sb-1"}, 0, "{\n  \"path\": \"/workspace\",\n  \"entries\": []\n}\n", ""},
-		{"no command", "", []string{"files"}, 2, "", "sdbx: files: missing command (ls, cat, put, get, rm; see sdbx files -h)\n"},
-		{"unknown command", "", []string{"files", "mv"}, 2, "", "sdbx: files: unknown command \"mv\" (see sdbx files -h)\n"},
+		{"no command", "", []string{"files"}, 2, "", "sdbx: files: missing command (ls, cat, put, get, rm, stat, mkdir, mv; see sdbx files -h)\n"},
+		{"unknown command", "", []string{"files", "chmod"}, 2, "", "sdbx: files: unknown command \"chmod\" (see sdbx files -h)\n"},
 		{"cat without path", "", []string{"files", "cat", "sb-1"}, 2, "", "sdbx: files cat: want ID PATH, got 1 arguments (see sdbx files -h)\n"},
 		{"put without remote", "", []string{"files", "put", "sb-1", local}, 2, "", "sdbx: files put: want ID LOCAL PATH, got 2 arguments (see sdbx files -h)\n"},
 		{"rm without path", "", []string{"files", "rm", "sb-1"}, 2, "", "sdbx: files rm: want ID PATH..., got 1 arguments (see sdbx files -h)\n"},
@@ -210,8 +289,19 @@ func TestCLIFiles(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.files) != 0 {
-		t.Fatalf("files left: %v", f.files)
+	for _, want := range []string{
+		"POST /v1/sandboxes/sb-1/files/mkdir {Path:/workspace/new Parents:false}",
+		"POST /v1/sandboxes/sb-1/files/mkdir {Path:/workspace/x/y Parents:true}",
+		"POST /v1/sandboxes/sb-1/files/move {From:/workspace/a/stdin.txt To:/workspace/x/y/moved.txt Overwrite:false}",
+		"POST /v1/sandboxes/sb-1/files/move {From:/workspace/x/y/moved.txt To:/workspace/local.bin Overwrite:true}",
+		"GET /v1/sandboxes/sb-1/files/stat?path=%2Fworkspace%2Flocal.bin",
+	} {
+		if !slices.Contains(f.reqs, want) {
+			t.Errorf("no request %q in %q", want, f.reqs)
+		}
+	}
+	if len(f.files) != 0 || len(f.dirs) != 0 {
+		t.Fatalf("files left: %v %v", f.files, f.dirs)
 	}
 }
 
@@ -255,6 +345,7 @@ func TestCLICodeAndFilesHelp(t *testing.T) {
 	for _, args := range [][]string{
 		{"code", "-h"}, {"files", "-h"}, {"files", "ls", "-h"}, {"files", "put", "--help"},
 		{"files", "get", "-h"}, {"files", "cat", "-h"}, {"files", "rm", "-h"},
+		{"files", "stat", "-h"}, {"files", "mkdir", "-h"}, {"files", "mv", "--help"},
 	} {
 		code, out, errOut := runCLI(t, cliEnv{APIKey: "secret-from-env"}, args...)
 		if code != 0 || !strings.HasPrefix(out, "Usage: sdbx ") || errOut != "" {

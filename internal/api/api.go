@@ -57,6 +57,12 @@ type Service interface {
 	OpenFile(ctx context.Context, tenant, sandboxID, path string) (sandbox.FileEntry, io.ReadCloser, error)
 	DeleteFile(ctx context.Context, tenant, sandboxID, path string, recursive bool) error
 	ListFiles(ctx context.Context, tenant, sandboxID, dir string) (sandbox.FileList, error)
+	StatFile(ctx context.Context, tenant, sandboxID, path string) (sandbox.FileEntry, error)
+	MakeDir(ctx context.Context, tenant, sandboxID, path string, parents bool) (sandbox.FileEntry, error)
+	MoveFile(ctx context.Context, tenant, sandboxID, from, to string, overwrite bool) (sandbox.FileEntry, error)
+	// FileExists reports whether path exists; a missing path is false, not
+	// an error.
+	FileExists(ctx context.Context, tenant, sandboxID, path string) (bool, error)
 }
 
 var _ Service = (*sandbox.Service)(nil)

@@ -43,6 +43,10 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("GET /v1/sandboxes/{id}/files", h.authed(h.readFile))
 	mux.Handle("DELETE /v1/sandboxes/{id}/files", h.authed(h.deleteFile))
 	mux.Handle("GET /v1/sandboxes/{id}/files/list", h.authed(h.listFiles))
+	mux.Handle("GET /v1/sandboxes/{id}/files/stat", h.authed(h.statFile))
+	mux.Handle("POST /v1/sandboxes/{id}/files/mkdir", h.authed(h.makeDir))
+	mux.Handle("POST /v1/sandboxes/{id}/files/move", h.authed(h.moveFile))
+	mux.Handle("GET /v1/sandboxes/{id}/files/exists", h.authed(h.fileExists))
 	mux.Handle("GET /v1/templates", h.authed(h.listTemplates))
 	mux.Handle("POST /v1/templates", h.authed(h.createTemplate))
 	mux.Handle("GET /v1/templates/{id}", h.authed(h.getTemplate))
@@ -52,20 +56,24 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("DELETE /v1/keys/{key}", h.authed(h.revokeKey))
 
 	for path, allow := range map[string]string{
-		"/v1/health":                    "GET, HEAD",
-		"/v1/sandboxes":                 "GET, HEAD, POST",
-		"/v1/sandboxes/{id}":            "GET, HEAD, DELETE",
-		"/v1/sandboxes/{id}/commands":   "POST",
-		"/v1/sandboxes/{id}/code":       "POST",
-		"/v1/sandboxes/{id}/contexts":   "GET, HEAD, POST",
-		"/v1/contexts/{contextId}":      "DELETE",
-		"/v1/sandboxes/{id}/batch":      "POST",
-		"/v1/sandboxes/{id}/files":      "GET, HEAD, PUT, DELETE",
-		"/v1/sandboxes/{id}/files/list": "GET, HEAD",
-		"/v1/templates":                 "GET, HEAD, POST",
-		"/v1/templates/{id}":            "GET, HEAD, DELETE",
-		"/v1/keys":                      "GET, HEAD, POST",
-		"/v1/keys/{key}":                "DELETE",
+		"/v1/health":                      "GET, HEAD",
+		"/v1/sandboxes":                   "GET, HEAD, POST",
+		"/v1/sandboxes/{id}":              "GET, HEAD, DELETE",
+		"/v1/sandboxes/{id}/commands":     "POST",
+		"/v1/sandboxes/{id}/code":         "POST",
+		"/v1/sandboxes/{id}/contexts":     "GET, HEAD, POST",
+		"/v1/contexts/{contextId}":        "DELETE",
+		"/v1/sandboxes/{id}/batch":        "POST",
+		"/v1/sandboxes/{id}/files":        "GET, HEAD, PUT, DELETE",
+		"/v1/sandboxes/{id}/files/list":   "GET, HEAD",
+		"/v1/sandboxes/{id}/files/stat":   "GET, HEAD",
+		"/v1/sandboxes/{id}/files/mkdir":  "POST",
+		"/v1/sandboxes/{id}/files/move":   "POST",
+		"/v1/sandboxes/{id}/files/exists": "GET, HEAD",
+		"/v1/templates":                   "GET, HEAD, POST",
+		"/v1/templates/{id}":              "GET, HEAD, DELETE",
+		"/v1/keys":                        "GET, HEAD, POST",
+		"/v1/keys/{key}":                  "DELETE",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)

@@ -250,3 +250,75 @@ func boolParam(q url.Values, name string) (bool, error) {
 		return false, invalidf("query parameter %q: expected true or false, got %q", name, v)
 	}
 }
+
+// statFile serves GET .../files/stat?path=P.
+func (h *Handler) statFile(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	q, err := fileQuery(r.URL, "path")
+	if err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	entry, err := h.svc.StatFile(r.Context(), p.Tenant, id, q.Get("path"))
+	if err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toFileEntry(entry))
+}
+
+// makeDir serves POST .../files/mkdir with {"path", "parents"}.
+func (h *Handler) makeDir(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	var body makeDirBody
+	if err := h.readBody(w, r, &body); err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	if err := requirePath(body.Path); err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	entry, err := h.svc.MakeDir(r.Context(), p.Tenant, id, body.Path, body.Parents)
+	if err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toFileEntry(entry))
+}
+
+// moveFile serves POST .../files/move with {"from", "to", "overwrite"}.
+func (h *Handler) moveFile(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	var body moveFileBody
+	if err := h.readBody(w, r, &body); err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	if err := requireMovePaths(body.From, body.To); err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	entry, err := h.svc.MoveFile(r.Context(), p.Tenant, id, body.From, body.To, body.Overwrite)
+	if err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toFileEntry(entry))
+}
+
+// fileExists serves GET .../files/exists?path=P: {"exists": bool}.
+func (h *Handler) fileExists(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	id := r.PathValue("id")
+	q, err := fileQuery(r.URL, "path")
+	if err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	ok, err := h.svc.FileExists(r.Context(), p.Tenant, id, q.Get("path"))
+	if err != nil {
+		h.writeError(w, r, id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, fileExistsJSON{Exists: ok})
+}

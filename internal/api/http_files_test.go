@@ -353,3 +353,132 @@ func closedChan() chan struct{} {
 	close(c)
 	return c
 }
+
+// TestHTTPFileOps covers stat, mkdir, move and exists.
+func TestHTTPFileOps(t *testing.T) {
+	e := newEnv(t)
+	files := "/v1/sandboxes/" + createSandbox(t, e) + "/files"
+	post := func(route, body string) (*http.Response, map[string]any) {
+		t.Helper()
+		resp := e.doBody(t, "POST", files+route, strings.NewReader(body))
+		return resp, decode(t, resp)
+	}
+
+	resp, entry := post("/mkdir", `{"path":"/workspace/a/b","parents":true}`)
+	if resp.StatusCode != 201 || entry["path"] != "/workspace/a/b" || entry["type"] != "dir" || entry["name"] != "b" || entry["mode"] != "0755" {
+		t.Fatalf("mkdir -p: %d %v", resp.StatusCode, entry)
+	}
+	if resp, entry := post("/mkdir", `{"path":"/workspace/a/b","parents":true}`); resp.StatusCode != 201 || entry["type"] != "dir" {
+		t.Fatalf("mkdir -p of an existing directory: %d %v", resp.StatusCode, entry)
+	}
+	if resp, entry := post("/mkdir", `{"path":"/workspace/c"}`); resp.StatusCode != 201 || entry["path"] != "/workspace/c" {
+		t.Fatalf("mkdir: %d %v", resp.StatusCode, entry)
+	}
+	if resp := e.doBody(t, "PUT", files+"?path=/workspace/a/b/f.txt", strings.NewReader("hello")); resp.StatusCode != 200 {
+		t.Fatalf("write: %d", resp.StatusCode)
+	}
+
+	resp = e.doBody(t, "GET", files+"/stat?path=/workspace/a/b/f.txt", nil)
+	if entry := decode(t, resp); resp.StatusCode != 200 || entry["name"] != "f.txt" || entry["type"] != "file" || entry["size"] != 5.0 {
+		t.Fatalf("stat: %d %v", resp.StatusCode, entry)
+	}
+	resp = e.doBody(t, "GET", files+"/stat?path=/workspace/a", nil)
+	if entry := decode(t, resp); resp.StatusCode != 200 || entry["type"] != "dir" {
+		t.Fatalf("stat dir: %d %v", resp.StatusCode, entry)
+	}
+
+	resp, entry = post("/move", `{"from":"/workspace/a/b/f.txt","to":"/workspace/c/g.txt"}`)
+	if resp.StatusCode != 200 || entry["path"] != "/workspace/c/g.txt" || entry["name"] != "g.txt" || entry["size"] != 5.0 {
+		t.Fatalf("move: %d %v", resp.StatusCode, entry)
+	}
+	exists := func(p string) any {
+		t.Helper()
+		resp := e.doBody(t, "GET", files+"/exists?path="+p, nil)
+		body := decode(t, resp)
+		if resp.StatusCode != 200 || len(body) != 1 {
+			t.Fatalf("exists %s: %d %v", p, resp.StatusCode, body)
+		}
+		return body["exists"]
+	}
+	if got := exists("/workspace/c/g.txt"); got != true {
+		t.Fatalf("exists after move: %v", got)
+	}
+	if got := exists("/workspace/a/b/f.txt"); got != false {
+		t.Fatalf("source exists after move: %v", got)
+	}
+	resp = e.doBody(t, "GET", files+"?path=/workspace/c/g.txt", nil)
+	if got, _ := io.ReadAll(resp.Body); string(got) != "hello" {
+		t.Fatalf("content after move %q", got)
+	}
+
+	// Onto an existing file: a conflict, unless overwrite.
+	if resp := e.doBody(t, "PUT", files+"?path=/workspace/c/h.txt", strings.NewReader("other")); resp.StatusCode != 200 {
+		t.Fatalf("write: %d", resp.StatusCode)
+	}
+	resp, body := post("/move", `{"from":"/workspace/c/g.txt","to":"/workspace/c/h.txt"}`)
+	if code, msg := errorOf(t, body); resp.StatusCode != 409 || code != "conflict" || !strings.Contains(msg, "/workspace/c/h.txt") {
+		t.Fatalf("move onto existing: %d %s %q", resp.StatusCode, code, msg)
+	}
+	resp, entry = post("/move", `{"from":"/workspace/c/g.txt","to":"/workspace/c/h.txt","overwrite":true}`)
+	if resp.StatusCode != 200 || entry["path"] != "/workspace/c/h.txt" || entry["size"] != 5.0 {
+		t.Fatalf("move with overwrite: %d %v", resp.StatusCode, entry)
+	}
+}
+
+func TestHTTPFileOpErrors(t *testing.T) {
+	e := newEnv(t)
+	files := "/v1/sandboxes/" + createSandbox(t, e) + "/files"
+	if resp := e.doBody(t, "PUT", files+"?path=/workspace/f", strings.NewReader("x")); resp.StatusCode != 200 {
+		t.Fatalf("write: %d", resp.StatusCode)
+	}
+	tests := []struct {
+		method, path, body string
+		status             int
+		code, inMsg        string
+	}{
+		{"GET", files + "/stat", "", 400, "invalid_argument", `"path": required`},
+		{"GET", files + "/stat?path=/workspace/f&recursive=true", "", 400, "invalid_argument", `"recursive": unknown`},
+		{"GET", files + "/stat?path=relative", "", 400, "invalid_argument", "absolute"},
+		{"GET", files + "/stat?path=/workspace/none", "", 404, "not_found", "/workspace/none"},
+		{"GET", files + "/exists", "", 400, "invalid_argument", `"path": required`},
+		{"GET", files + "/exists?path=/a&path=/b", "", 400, "invalid_argument", `"path": given more than once`},
+		{"GET", files + "/exists?path=relative", "", 400, "invalid_argument", "absolute"},
+		{"GET", "/v1/sandboxes/sb-nope/files/exists?path=/workspace", "", 404, "not_found", "sb-nope"},
+		{"POST", files + "/mkdir", ``, 400, "invalid_argument", "request body"},
+		{"POST", files + "/mkdir", `{}`, 400, "invalid_argument", `"path": required`},
+		{"POST", files + "/mkdir", `{"path":"/workspace/d","parents":"yes"}`, 400, "invalid_argument", `"parents"`},
+		{"POST", files + "/mkdir", `{"path":"/workspace/d","mode":"0700"}`, 400, "invalid_argument", `unknown field "mode"`},
+		{"POST", files + "/mkdir", `{"path":"d"}`, 400, "invalid_argument", "absolute"},
+		{"POST", files + "/mkdir", `{"path":"/workspace/x/y"}`, 404, "not_found", "/workspace/x"},
+		{"POST", files + "/mkdir", `{"path":"/workspace"}`, 409, "conflict", "exists"},
+		{"POST", files + "/mkdir", `{"path":"/workspace/f","parents":true}`, 409, "conflict", "/workspace/f"},
+		{"POST", files + "/move", `{"to":"/workspace/g"}`, 400, "invalid_argument", `"from": required`},
+		{"POST", files + "/move", `{"from":"/workspace/f"}`, 400, "invalid_argument", `"to": required`},
+		{"POST", files + "/move", `{"from":"/workspace/f","to":"/workspace/g","overwrite":1}`, 400, "invalid_argument", `"overwrite"`},
+		{"POST", files + "/move", `{"from":"/workspace/f","to":"/workspace/g","path":"/x"}`, 400, "invalid_argument", `unknown field "path"`},
+		{"POST", files + "/move", `{"from":"f","to":"/workspace/g"}`, 400, "invalid_argument", "absolute"},
+		{"POST", files + "/move", `{"from":"/workspace/none","to":"/workspace/g"}`, 404, "not_found", "/workspace/none"},
+		{"POST", files + "/move", `{"from":"/workspace/f","to":"/workspace/no/g"}`, 404, "not_found", "/workspace/no"},
+		{"POST", files + "/move", `{"from":"/workspace/f","to":"/workspace"}`, 409, "conflict", "/workspace"},
+		{"DELETE", files + "/stat?path=/workspace/f", "", 405, "invalid_argument", "GET, HEAD"},
+		{"GET", files + "/mkdir", "", 405, "invalid_argument", "POST"},
+		{"PUT", files + "/move", "", 405, "invalid_argument", "POST"},
+		{"POST", files + "/exists?path=/workspace/f", "", 405, "invalid_argument", "GET, HEAD"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+strings.TrimPrefix(tt.path, files)+" "+tt.body, func(t *testing.T) {
+			resp := e.doBody(t, tt.method, tt.path, strings.NewReader(tt.body))
+			code, msg := errorOf(t, decode(t, resp))
+			if resp.StatusCode != tt.status || code != tt.code || !strings.Contains(msg, tt.inMsg) {
+				t.Fatalf("%d %s %q, want %d %s naming %s", resp.StatusCode, code, msg, tt.status, tt.code, tt.inMsg)
+			}
+			if tt.status == 405 && resp.Header.Get("Allow") == "" {
+				t.Error("405 without Allow")
+			}
+		})
+	}
+	// The failed moves left the source in place.
+	if resp := e.doBody(t, "GET", files+"/exists?path=/workspace/f", nil); decode(t, resp)["exists"] != true {
+		t.Fatal("source gone after failed moves")
+	}
+}

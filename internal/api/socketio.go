@@ -206,6 +206,10 @@ func (sess *session) operations() map[string]operation {
 		"file:read":       sess.readFile,
 		"file:delete":     sess.deleteFile,
 		"file:list":       sess.listFiles,
+		"file:stat":       sess.statFile,
+		"file:mkdir":      sess.makeDir,
+		"file:move":       sess.moveFile,
+		"file:exists":     sess.fileExists,
 	}
 }
 

@@ -178,3 +178,90 @@ func (sess *session) listFiles(ctx context.Context, c *call) (any, error) {
 	}
 	return toFileList(list), nil
 }
+
+// requireMovePaths checks a move names both its source and destination.
+func requireMovePaths(from, to string) error {
+	switch {
+	case from == "":
+		return invalidf(`field "from": required`)
+	case to == "":
+		return invalidf(`field "to": required`)
+	}
+	return nil
+}
+
+// statFile serves file:stat.
+func (sess *session) statFile(ctx context.Context, c *call) (any, error) {
+	var p fileStatPayload
+	if err := decodeObject("payload", c.payload, &p); err != nil {
+		return nil, err
+	}
+	if err := c.setSandbox(p.SandboxID); err != nil {
+		return nil, err
+	}
+	if err := requirePath(p.Path); err != nil {
+		return nil, err
+	}
+	entry, err := sess.h.svc.StatFile(ctx, sess.principal.Tenant, p.SandboxID, p.Path)
+	if err != nil {
+		return nil, err
+	}
+	return toFileEntry(entry), nil
+}
+
+// makeDir serves file:mkdir.
+func (sess *session) makeDir(ctx context.Context, c *call) (any, error) {
+	var p fileMkdirPayload
+	if err := decodeObject("payload", c.payload, &p); err != nil {
+		return nil, err
+	}
+	if err := c.setSandbox(p.SandboxID); err != nil {
+		return nil, err
+	}
+	if err := requirePath(p.Path); err != nil {
+		return nil, err
+	}
+	entry, err := sess.h.svc.MakeDir(ctx, sess.principal.Tenant, p.SandboxID, p.Path, p.Parents)
+	if err != nil {
+		return nil, err
+	}
+	return toFileEntry(entry), nil
+}
+
+// moveFile serves file:move.
+func (sess *session) moveFile(ctx context.Context, c *call) (any, error) {
+	var p fileMovePayload
+	if err := decodeObject("payload", c.payload, &p); err != nil {
+		return nil, err
+	}
+	if err := c.setSandbox(p.SandboxID); err != nil {
+		return nil, err
+	}
+	if err := requireMovePaths(p.From, p.To); err != nil {
+		return nil, err
+	}
+	entry, err := sess.h.svc.MoveFile(ctx, sess.principal.Tenant, p.SandboxID, p.From, p.To, p.Overwrite)
+	if err != nil {
+		return nil, err
+	}
+	return toFileEntry(entry), nil
+}
+
+// fileExists serves file:exists.
+func (sess *session) fileExists(ctx context.Context, c *call) (any, error) {
+	var p fileStatPayload
+	if err := decodeObject("payload", c.payload, &p); err != nil {
+		return nil, err
+	}
+	if err := c.setSandbox(p.SandboxID); err != nil {
+		return nil, err
+	}
+	if err := requirePath(p.Path); err != nil {
+		return nil, err
+	}
+	ok, err := sess.h.svc.FileExists(ctx, sess.principal.Tenant, p.SandboxID, p.Path)
+	if err != nil {
+		return nil, err
+	}
+	return fileExistsJSON{Exists: ok}, nil
+}

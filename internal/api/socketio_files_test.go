@@ -187,3 +187,88 @@ func TestSocketBinaryAttachment(t *testing.T) {
 		t.Fatalf("binary content: %+v", a.Error)
 	}
 }
+
+// TestSocketFileOps covers file:stat, file:mkdir, file:move and
+// file:exists.
+func TestSocketFileOps(t *testing.T) {
+	e := newEnv(t)
+	c := connected(t, e)
+	id := createSandbox(t, e)
+	call := func(event string, payload map[string]any) ack {
+		t.Helper()
+		a, events := c.awaitAckEvents(c.emit(event, payload))
+		if len(events) != 0 {
+			t.Fatalf("%s streamed %v", event, events)
+		}
+		return a
+	}
+
+	a := call("file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/a/b", "parents": true})
+	if !a.OK || a.Data["path"] != "/workspace/a/b" || a.Data["type"] != "dir" || a.Data["name"] != "b" {
+		t.Fatalf("mkdir -p: %+v %+v", a, a.Error)
+	}
+	if a = call("file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/c"}); !a.OK || a.Data["path"] != "/workspace/c" {
+		t.Fatalf("mkdir: %+v %+v", a, a.Error)
+	}
+	if a = call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt", "content": "hello"}); !a.OK {
+		t.Fatalf("write: %+v", a.Error)
+	}
+	a = call("file:stat", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt"})
+	if !a.OK || a.Data["name"] != "f.txt" || a.Data["type"] != "file" || a.Data["size"] != 5.0 || a.Data["mode"] != "0644" {
+		t.Fatalf("stat: %+v %+v", a, a.Error)
+	}
+	a = call("file:move", map[string]any{"sandboxId": id, "from": "/workspace/a/b/f.txt", "to": "/workspace/c/g.txt"})
+	if !a.OK || a.Data["path"] != "/workspace/c/g.txt" || a.Data["size"] != 5.0 {
+		t.Fatalf("move: %+v %+v", a, a.Error)
+	}
+	if a = call("file:exists", map[string]any{"sandboxId": id, "path": "/workspace/c/g.txt"}); !a.OK || jsonOf(a.Data) != `{"exists":true}` {
+		t.Fatalf("exists: %+v %+v", a, a.Error)
+	}
+	if a = call("file:exists", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt"}); !a.OK || jsonOf(a.Data) != `{"exists":false}` {
+		t.Fatalf("exists after move: %+v %+v", a, a.Error)
+	}
+	if a = call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/c/h.txt", "content": "other"}); !a.OK {
+		t.Fatalf("write: %+v", a.Error)
+	}
+
+	tests := []struct {
+		event   string
+		payload map[string]any
+		code    string
+		inMsg   string
+	}{
+		{"file:stat", map[string]any{"sandboxId": id, "path": "/workspace/none"}, "not_found", "/workspace/none"},
+		{"file:stat", map[string]any{"sandboxId": id}, "invalid_argument", `"path": required`},
+		{"file:stat", map[string]any{"path": "/workspace"}, "invalid_argument", `"sandboxId"`},
+		{"file:stat", map[string]any{"sandboxId": id, "path": "rel"}, "invalid_argument", "absolute"},
+		{"file:stat", map[string]any{"sandboxId": "sb-none", "path": "/workspace"}, "not_found", "sb-none"},
+		{"file:exists", map[string]any{"sandboxId": id}, "invalid_argument", `"path": required`},
+		{"file:exists", map[string]any{"sandboxId": id, "path": "/x", "recursive": true}, "invalid_argument", `"recursive"`},
+		{"file:exists", map[string]any{"sandboxId": id, "path": "rel"}, "invalid_argument", "absolute"},
+		{"file:mkdir", map[string]any{"sandboxId": id}, "invalid_argument", `"path": required`},
+		{"file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/d", "parents": "true"}, "invalid_argument", `"parents"`},
+		{"file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/x/y"}, "not_found", "/workspace/x"},
+		{"file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/c"}, "conflict", "exists"},
+		{"file:move", map[string]any{"sandboxId": id, "to": "/workspace/z"}, "invalid_argument", `"from": required`},
+		{"file:move", map[string]any{"sandboxId": id, "from": "/workspace/c/g.txt"}, "invalid_argument", `"to": required`},
+		{"file:move", map[string]any{"sandboxId": id, "from": "/workspace/c/g.txt", "to": "/workspace/z", "overwrite": "yes"}, "invalid_argument", `"overwrite"`},
+		{"file:move", map[string]any{"sandboxId": id, "from": "/workspace/none", "to": "/workspace/z"}, "not_found", "/workspace/none"},
+		{"file:move", map[string]any{"sandboxId": id, "from": "/workspace/c/g.txt", "to": "/workspace/c/h.txt"}, "conflict", "/workspace/c/h.txt"},
+		{"file:move", map[string]any{"sandboxId": id, "from": "/workspace/c/g.txt", "to": "z"}, "invalid_argument", "absolute"},
+	}
+	for i, tt := range tests {
+		t.Run(strconv.Itoa(i)+" "+tt.event, func(t *testing.T) {
+			a := call(tt.event, tt.payload)
+			if a.OK || a.Error.Code != tt.code || !strings.Contains(a.Error.Message, tt.inMsg) {
+				t.Fatalf("ack %+v %+v, want %s naming %s", a, a.Error, tt.code, tt.inMsg)
+			}
+		})
+	}
+	a = call("file:move", map[string]any{"sandboxId": id, "from": "/workspace/c/g.txt", "to": "/workspace/c/h.txt", "overwrite": true})
+	if !a.OK || a.Data["path"] != "/workspace/c/h.txt" {
+		t.Fatalf("move with overwrite: %+v %+v", a, a.Error)
+	}
+	if a = call("file:read", map[string]any{"sandboxId": id, "path": "/workspace/c/h.txt"}); !a.OK || a.Data["content"] != "hello" {
+		t.Fatalf("read after overwrite: %+v %+v", a, a.Error)
+	}
+}

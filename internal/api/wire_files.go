@@ -45,6 +45,40 @@ type fileListPayload struct {
 	Path      string `json:"path"`
 }
 
+// fileStatPayload is the file:stat and file:exists payload.
+type fileStatPayload struct {
+	SandboxID string `json:"sandboxId"`
+	Path      string `json:"path"`
+}
+
+// makeDirBody is the body of POST .../files/mkdir.
+type makeDirBody struct {
+	Path    string `json:"path"`
+	Parents bool   `json:"parents"`
+}
+
+// fileMkdirPayload is the file:mkdir payload.
+type fileMkdirPayload struct {
+	SandboxID string `json:"sandboxId"`
+	Path      string `json:"path"`
+	Parents   bool   `json:"parents"`
+}
+
+// moveFileBody is the body of POST .../files/move.
+type moveFileBody struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Overwrite bool   `json:"overwrite"`
+}
+
+// fileMovePayload is the file:move payload.
+type fileMovePayload struct {
+	SandboxID string `json:"sandboxId"`
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Overwrite bool   `json:"overwrite"`
+}
+
 // templateConfigBody is TemplateConfig (POST /v1/templates and
 // template:create).
 type templateConfigBody struct {
@@ -102,6 +136,11 @@ func toFileList(l sandbox.FileList) fileListJSON {
 		out.Entries = append(out.Entries, toFileEntry(e))
 	}
 	return out
+}
+
+// fileExistsJSON is the answer of GET .../files/exists and file:exists.
+type fileExistsJSON struct {
+	Exists bool `json:"exists"`
 }
 
 // fileContentJSON is the file:read answer; size is the file's length in

@@ -345,4 +345,95 @@ func (c *Client) ListFiles(ctx context.Context, sandboxID, dir string) (*FileLis
 	return &l, nil
 }
 
+// StatFile describes the entry at the absolute path in sandbox sandboxID;
+// a symbolic link is described itself (Type FileTypeSymlink). A missing
+// path fails with a *SandboxError matching ErrNotFound, a relative path
+// with ErrInvalidArgument.
+func (c *Client) StatFile(ctx context.Context, sandboxID, path string) (*FileEntry, error) {
+	if err := checkID(opSandbox, "sandboxId", sandboxID); err != nil {
+		return nil, err
+	}
+	var e FileEntry
+	r := &request{method: http.MethodGet, path: []string{"sandboxes", sandboxID, "files", "stat"}, query: url.Values{"path": {path}}, kind: opSandbox, sandboxID: sandboxID}
+	if err := c.call(ctx, r, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// MakeDir creates the directory at the absolute path in sandbox sandboxID
+// and returns its entry. With parents, missing parent directories are
+// created too and an existing directory is not an error (like mkdir -p).
+// A missing parent without parents fails with a *SandboxError matching
+// ErrNotFound; an existing entry (without parents, or a file) with
+// ErrConflict.
+func (c *Client) MakeDir(ctx context.Context, sandboxID, path string, parents bool) (*FileEntry, error) {
+	if err := checkID(opSandbox, "sandboxId", sandboxID); err != nil {
+		return nil, err
+	}
+	var e FileEntry
+	r := &request{
+		method: http.MethodPost, path: []string{"sandboxes", sandboxID, "files", "mkdir"},
+		body: makeDirBody{Path: path, Parents: parents},
+		kind: opSandbox, sandboxID: sandboxID,
+	}
+	if err := c.call(ctx, r, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+type makeDirBody struct {
+	Path    string `json:"path"`
+	Parents bool   `json:"parents,omitempty"`
+}
+
+// MoveFile renames the entry at from to to (both absolute paths in sandbox
+// sandboxID) and returns its entry at to. An existing destination fails
+// with a *SandboxError matching ErrConflict unless overwrite is set (a
+// directory can replace only an empty directory); a missing source or
+// destination directory with ErrNotFound.
+func (c *Client) MoveFile(ctx context.Context, sandboxID, from, to string, overwrite bool) (*FileEntry, error) {
+	if err := checkID(opSandbox, "sandboxId", sandboxID); err != nil {
+		return nil, err
+	}
+	var e FileEntry
+	r := &request{
+		method: http.MethodPost, path: []string{"sandboxes", sandboxID, "files", "move"},
+		body: moveFileBody{From: from, To: to, Overwrite: overwrite},
+		kind: opSandbox, sandboxID: sandboxID,
+	}
+	if err := c.call(ctx, r, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+type moveFileBody struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Overwrite bool   `json:"overwrite,omitempty"`
+}
+
+// FileExists reports whether the absolute path in sandbox sandboxID
+// resolves to an entry (symbolic links followed: a dangling link does not
+// exist). A missing path is false, not an error; a relative path fails
+// with a *SandboxError matching ErrInvalidArgument.
+func (c *Client) FileExists(ctx context.Context, sandboxID, path string) (bool, error) {
+	if err := checkID(opSandbox, "sandboxId", sandboxID); err != nil {
+		return false, err
+	}
+	var out struct {
+		Exists *bool `json:"exists"`
+	}
+	r := &request{method: http.MethodGet, path: []string{"sandboxes", sandboxID, "files", "exists"}, query: url.Values{"path": {path}}, kind: opSandbox, sandboxID: sandboxID}
+	if err := c.call(ctx, r, &out); err != nil {
+		return false, err
+	}
+	if out.Exists == nil {
+		return false, &Error{Code: CodeInternal, Message: r.op() + ": response without \"exists\""}
+	}
+	return *out.Exists, nil
+}
+
 var _ io.ReadCloser = (*FileReader)(nil)

@@ -431,3 +431,104 @@ func TestDeleteAndListFiles(t *testing.T) {
 		t.Fatalf("requests = %q, want %q", uris, want)
 	}
 }
+
+func TestStatMakeDirMoveAndExists(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		reqs []string
+	)
+	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		reqs = append(reqs, strings.TrimSpace(r.Method+" "+r.RequestURI+" "+string(body)))
+		mu.Unlock()
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/files/exists"):
+			io.WriteString(w, `{"exists":`+fmt.Sprint(r.URL.Query().Get("path") == "/w/yes")+`}`)
+		case strings.HasSuffix(r.URL.Path, "/files/mkdir"):
+			w.WriteHeader(201)
+			io.WriteString(w, `{"name":"d","path":"/w/d","type":"dir","size":0,"mode":"0755"}`)
+		case strings.Contains(string(body), `"to":"/w/taken"`):
+			writeError(w, 409, "conflict", "destination /w/taken: already exists")
+		default:
+			io.WriteString(w, entryJSON)
+		}
+	}))
+	ctx := t.Context()
+	e, err := c.StatFile(ctx, "sb-1", "/w/a b")
+	if err != nil || e.Name != "b.txt" || e.Size != 10 || e.Type != FileTypeFile || e.ModifiedAt.IsZero() {
+		t.Fatalf("StatFile = %+v, %v", e, err)
+	}
+	if e, err = c.MakeDir(ctx, "sb-1", "/w/d", true); err != nil || e.Type != FileTypeDir || e.Path != "/w/d" {
+		t.Fatalf("MakeDir -p = %+v, %v", e, err)
+	}
+	if _, err = c.MakeDir(ctx, "sb-1", "/w/d", false); err != nil {
+		t.Fatal(err)
+	}
+	if e, err = c.MoveFile(ctx, "sb-1", "/w/x", "/w/y", false); err != nil || e.Path != "/workspace/a/b.txt" {
+		t.Fatalf("MoveFile = %+v, %v", e, err)
+	}
+	if _, err = c.MoveFile(ctx, "sb-1", "/w/x", "/w/y", true); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.MoveFile(ctx, "sb-1", "/w/x", "/w/taken", false)
+	var se *SandboxError
+	if !errors.Is(err, ErrConflict) || !errors.As(err, &se) || se.SandboxID != "sb-1" || !strings.Contains(err.Error(), "/w/taken") {
+		t.Fatalf("MoveFile onto an existing entry = %v (%T)", err, err)
+	}
+	for p, want := range map[string]bool{"/w/yes": true, "/w/no": false} {
+		if ok, err := c.FileExists(ctx, "sb-1", p); err != nil || ok != want {
+			t.Fatalf("FileExists(%s) = %v, %v", p, ok, err)
+		}
+	}
+	want := []string{
+		"GET /v1/sandboxes/sb-1/files/stat?path=%2Fw%2Fa+b",
+		`POST /v1/sandboxes/sb-1/files/mkdir {"path":"/w/d","parents":true}`,
+		`POST /v1/sandboxes/sb-1/files/mkdir {"path":"/w/d"}`,
+		`POST /v1/sandboxes/sb-1/files/move {"from":"/w/x","to":"/w/y"}`,
+		`POST /v1/sandboxes/sb-1/files/move {"from":"/w/x","to":"/w/y","overwrite":true}`,
+		`POST /v1/sandboxes/sb-1/files/move {"from":"/w/x","to":"/w/taken"}`,
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	got := reqs[:len(want)]
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("requests = %q, want %q", got, want)
+	}
+	if len(reqs) != len(want)+2 || !strings.HasPrefix(reqs[len(want)], "GET /v1/sandboxes/sb-1/files/exists?path=%2Fw%2F") {
+		t.Fatalf("exists requests = %q", reqs[len(want):])
+	}
+}
+
+func TestFileOpErrors(t *testing.T) {
+	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("path") {
+		case "rel":
+			writeError(w, 400, "invalid_argument", "path \"rel\": must be absolute")
+		case "/none":
+			writeError(w, 404, "not_found", "file /none")
+		default:
+			io.WriteString(w, `{}`) // an exists answer without "exists"
+		}
+	}))
+	ctx := t.Context()
+	if _, err := c.StatFile(ctx, "sb-1", "/none"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("StatFile of a missing path = %v", err)
+	}
+	if _, err := c.FileExists(ctx, "sb-1", "rel"); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("FileExists of a relative path = %v", err)
+	}
+	if _, err := c.FileExists(ctx, "sb-1", "/x"); err == nil || !strings.Contains(err.Error(), `"exists"`) {
+		t.Fatalf("FileExists without an answer = %v", err)
+	}
+	for name, call := range map[string]func() error{
+		"StatFile":   func() error { _, err := c.StatFile(ctx, "", "/x"); return err },
+		"MakeDir":    func() error { _, err := c.MakeDir(ctx, "", "/x", false); return err },
+		"MoveFile":   func() error { _, err := c.MoveFile(ctx, "", "/x", "/y", false); return err },
+		"FileExists": func() error { _, err := c.FileExists(ctx, "", "/x"); return err },
+	} {
+		if err := call(); !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "sandboxId") {
+			t.Errorf("%s with an empty id = %v", name, err)
+		}
+	}
+}

@@ -323,3 +323,75 @@ func TestFilesDataAnalysisExample(t *testing.T) {
 		}
 	}
 }
+
+// TestFilesStatMkdirMove drives mkdir, stat, move and exists against a
+// real sandbox.
+func TestFilesStatMkdirMove(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.client(t)
+	sb := e.sandbox(t, sdbx.CreateSandboxOptions{})
+	ctx := t.Context()
+	dir := "/workspace/e2e-ops"
+
+	if _, err := c.MakeDir(ctx, sb.ID, dir+"/a/b", false); !errors.Is(err, sdbx.ErrNotFound) {
+		t.Fatalf("MakeDir without parents = %v, want not_found", err)
+	}
+	d, err := c.MakeDir(ctx, sb.ID, dir+"/a/b", true)
+	if err != nil || d.Type != sdbx.FileTypeDir || d.Path != dir+"/a/b" || d.Name != "b" {
+		t.Fatalf("MakeDir -p = %+v, %v", d, err)
+	}
+	if _, err := c.MakeDir(ctx, sb.ID, dir+"/a/b", true); err != nil {
+		t.Fatalf("MakeDir -p of an existing directory: %v", err)
+	}
+	if _, err := c.MakeDir(ctx, sb.ID, dir+"/a/b", false); !errors.Is(err, sdbx.ErrConflict) {
+		t.Fatalf("MakeDir of an existing directory = %v, want conflict", err)
+	}
+
+	writeString(t, c, sb.ID, dir+"/a/b/f.txt", "hello")
+	st, err := c.StatFile(ctx, sb.ID, dir+"/a/b/f.txt")
+	if err != nil || st.Type != sdbx.FileTypeFile || st.Size != 5 || st.Name != "f.txt" || st.ModifiedAt.IsZero() {
+		t.Fatalf("StatFile = %+v, %v", st, err)
+	}
+	if st, err := c.StatFile(ctx, sb.ID, dir+"/a"); err != nil || st.Type != sdbx.FileTypeDir {
+		t.Fatalf("StatFile of a directory = %+v, %v", st, err)
+	}
+	if _, err := c.StatFile(ctx, sb.ID, dir+"/missing"); !errors.Is(err, sdbx.ErrNotFound) {
+		t.Fatalf("StatFile of a missing path = %v, want not_found", err)
+	}
+
+	moved, err := c.MoveFile(ctx, sb.ID, dir+"/a/b/f.txt", dir+"/g.txt", false)
+	if err != nil || moved.Path != dir+"/g.txt" || moved.Size != 5 {
+		t.Fatalf("MoveFile = %+v, %v", moved, err)
+	}
+	for p, want := range map[string]bool{dir + "/g.txt": true, dir + "/a/b/f.txt": false, dir + "/a/b": true} {
+		if ok, err := c.FileExists(ctx, sb.ID, p); err != nil || ok != want {
+			t.Fatalf("FileExists(%s) = %v, %v; want %v", p, ok, err, want)
+		}
+	}
+	if got := readAll(t, c, sb.ID, dir+"/g.txt"); got != "hello" {
+		t.Fatalf("moved content %q", got)
+	}
+
+	// Onto an existing file: a conflict that changes nothing, unless
+	// overwrite.
+	writeString(t, c, sb.ID, dir+"/h.txt", "other")
+	if _, err := c.MoveFile(ctx, sb.ID, dir+"/g.txt", dir+"/h.txt", false); !errors.Is(err, sdbx.ErrConflict) {
+		t.Fatalf("MoveFile onto an existing file = %v, want conflict", err)
+	}
+	if got := readAll(t, c, sb.ID, dir+"/h.txt"); got != "other" {
+		t.Fatalf("destination after a refused move %q", got)
+	}
+	if ok, _ := c.FileExists(ctx, sb.ID, dir+"/g.txt"); !ok {
+		t.Fatal("source gone after a refused move")
+	}
+	if _, err := c.MoveFile(ctx, sb.ID, dir+"/g.txt", dir+"/h.txt", true); err != nil {
+		t.Fatalf("MoveFile with overwrite: %v", err)
+	}
+	if got := readAll(t, c, sb.ID, dir+"/h.txt"); got != "hello" {
+		t.Fatalf("destination after overwrite %q", got)
+	}
+	if _, err := c.FileExists(ctx, sb.ID, "relative"); !errors.Is(err, sdbx.ErrInvalidArgument) {
+		t.Fatalf("FileExists of a relative path = %v, want invalid_argument", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -202,4 +203,142 @@ func (s *Service) ListFiles(ctx context.Context, tenant, sandboxID, dir string) 
 	}
 	slices.SortFunc(list.Entries, func(a, b sandbox.FileEntry) int { return strings.Compare(a.Name, b.Name) })
 	return list, nil
+}
+
+// StatFile implements api.Service.
+func (s *Service) StatFile(ctx context.Context, tenant, sandboxID, p string) (sandbox.FileEntry, error) {
+	if err := s.fail("StatFile", sandboxID); err != nil {
+		return sandbox.FileEntry{}, err
+	}
+	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	if err != nil {
+		return sandbox.FileEntry{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.files[sandboxID][p]
+	if !ok {
+		return sandbox.FileEntry{}, fmt.Errorf("file %s: %w", p, errdefs.ErrNotFound)
+	}
+	return entryOf(p, n), nil
+}
+
+// MakeDir implements api.Service: with parents, missing parents are
+// created and an existing directory is not an error.
+func (s *Service) MakeDir(ctx context.Context, tenant, sandboxID, p string, parents bool) (sandbox.FileEntry, error) {
+	if err := s.fail("MakeDir", sandboxID); err != nil {
+		return sandbox.FileEntry{}, err
+	}
+	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	if err != nil {
+		return sandbox.FileEntry{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	files := s.files[sandboxID]
+	if n, ok := files[p]; ok {
+		switch {
+		case !n.dir:
+			return sandbox.FileEntry{}, fmt.Errorf("path %s: exists and is a file: %w", p, errdefs.ErrConflict)
+		case !parents:
+			return sandbox.FileEntry{}, fmt.Errorf("directory %s: already exists: %w", p, errdefs.ErrConflict)
+		}
+		return entryOf(p, n), nil
+	}
+	var missing []string
+	for d := path.Dir(p); ; d = path.Dir(d) {
+		n, ok := files[d]
+		if ok && !n.dir {
+			return sandbox.FileEntry{}, fmt.Errorf("path %s: %s is a file, not a directory: %w", p, d, errdefs.ErrConflict)
+		}
+		if ok {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if len(missing) > 0 && !parents {
+		return sandbox.FileEntry{}, fmt.Errorf("directory %s: %w", path.Dir(p), errdefs.ErrNotFound)
+	}
+	now := time.Now().UTC()
+	for _, d := range missing {
+		files[d] = &node{dir: true, modTime: now}
+	}
+	n := &node{dir: true, modTime: now}
+	files[p] = n
+	return entryOf(p, n), nil
+}
+
+// MoveFile implements api.Service: an existing destination is a conflict
+// unless overwrite is set, and a directory replaces only an empty one.
+func (s *Service) MoveFile(ctx context.Context, tenant, sandboxID, from, to string, overwrite bool) (sandbox.FileEntry, error) {
+	if err := s.fail("MoveFile", sandboxID); err != nil {
+		return sandbox.FileEntry{}, err
+	}
+	from, err := s.resolve(ctx, tenant, sandboxID, from)
+	if err != nil {
+		return sandbox.FileEntry{}, err
+	}
+	if to, err = cleanPath(to); err != nil {
+		return sandbox.FileEntry{}, err
+	}
+	if from == "/" || to == "/" {
+		return sandbox.FileEntry{}, fmt.Errorf("path /: the root cannot be moved or replaced: %w", errdefs.ErrInvalidArgument)
+	}
+	if strings.HasPrefix(to, from+"/") {
+		return sandbox.FileEntry{}, fmt.Errorf("move %s to %s: into itself: %w", from, to, errdefs.ErrInvalidArgument)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	files := s.files[sandboxID]
+	src, ok := files[from]
+	if !ok {
+		return sandbox.FileEntry{}, fmt.Errorf("file %s: %w", from, errdefs.ErrNotFound)
+	}
+	if from == to {
+		return entryOf(to, src), nil
+	}
+	if parent, ok := files[path.Dir(to)]; !ok {
+		return sandbox.FileEntry{}, fmt.Errorf("directory %s: %w", path.Dir(to), errdefs.ErrNotFound)
+	} else if !parent.dir {
+		return sandbox.FileEntry{}, fmt.Errorf("path %s: %s is a file, not a directory: %w", to, path.Dir(to), errdefs.ErrConflict)
+	}
+	if dst, ok := files[to]; ok {
+		switch {
+		case !overwrite:
+			return sandbox.FileEntry{}, fmt.Errorf("destination %s: already exists (move it with overwrite): %w", to, errdefs.ErrConflict)
+		case dst.dir && !src.dir:
+			return sandbox.FileEntry{}, fmt.Errorf("destination %s: is a directory: %w", to, errdefs.ErrConflict)
+		case !dst.dir && src.dir:
+			return sandbox.FileEntry{}, fmt.Errorf("destination %s: is a file, not a directory: %w", to, errdefs.ErrConflict)
+		}
+		for q := range files {
+			if strings.HasPrefix(q, to+"/") {
+				return sandbox.FileEntry{}, fmt.Errorf("destination %s: directory not empty: %w", to, errdefs.ErrConflict)
+			}
+		}
+	}
+	moved := map[string]*node{}
+	for q, n := range files {
+		if q == from || strings.HasPrefix(q, from+"/") {
+			moved[to+strings.TrimPrefix(q, from)] = n
+			delete(files, q)
+		}
+	}
+	maps.Copy(files, moved)
+	return entryOf(to, src), nil
+}
+
+// FileExists implements api.Service.
+func (s *Service) FileExists(ctx context.Context, tenant, sandboxID, p string) (bool, error) {
+	if err := s.fail("FileExists", sandboxID); err != nil {
+		return false, err
+	}
+	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.files[sandboxID][p]
+	return ok, nil
 }
