@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -286,4 +287,45 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// KillSandboxesUnder SIGKILLs the init process of every sandbox whose
+// files live under dir (found through the overlay mounts in its
+// /proc/PID/mountinfo, as sandboxes mount in namespaces of their own) and
+// returns their sandbox ids.
+func KillSandboxesUnder(dir string) []string {
+	var ids []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		cmd, err := os.ReadFile(p)
+		if err != nil || !bytes.HasPrefix(cmd, []byte("/.sdbx/sdbx\x00agent")) {
+			continue
+		}
+		procDir := filepath.Dir(p)
+		info, err := os.ReadFile(filepath.Join(procDir, "mountinfo"))
+		if err != nil {
+			continue
+		}
+		i := bytes.Index(info, []byte("upperdir="+dir+"/"))
+		if i < 0 {
+			continue
+		}
+		rest := string(info[i+len("upperdir="+dir+"/"):])
+		// data/sandboxes/<id>/upper/...
+		parts := strings.Split(rest, "/")
+		id := ""
+		for j, part := range parts {
+			if part == "sandboxes" && j+1 < len(parts) {
+				id = parts[j+1]
+				break
+			}
+		}
+		pid, err := strconv.Atoi(filepath.Base(procDir))
+		if err != nil {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		ids = append(ids, id)
+	}
+	return ids
 }

@@ -53,6 +53,9 @@ func TestKeysAndTenants(t *testing.T) {
 		t.Fatalf("ListKeys = %+v, %v", keys, err)
 	}
 
+	if err := tenant.DeleteSandbox(t.Context(), sb.ID); err != nil {
+		t.Fatalf("tenant DeleteSandbox: %v", err)
+	}
 	// The CLI lists it too, then revokes it by name.
 	if r := e.cli(t, "key", "ls"); r.code != 0 || !strings.Contains(r.stdout, name) {
 		t.Fatalf("sdbx key ls: %s", r)
@@ -63,8 +66,6 @@ func TestKeysAndTenants(t *testing.T) {
 	if _, err := tenant.ListSandboxes(t.Context()); !errors.Is(err, sdbx.ErrUnauthenticated) {
 		t.Fatalf("revoked key: %v, want unauthenticated", err)
 	}
-	// Clean up through the store-level owner: the sandbox still exists but
-	// belongs to a revoked tenant; deleting the data dir at the end frees it.
 }
 
 func TestCLIKeyCreatePrintsOnlyTheSecret(t *testing.T) {

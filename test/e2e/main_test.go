@@ -77,6 +77,12 @@ func runMain(m *testing.M) int {
 	// Nothing may stay mounted in the data directory once the server has
 	// exited; never remove a tree that still has mounts in it.
 	mounts, err := MountsUnder(dir)
+	// Sandboxes outlive a stopped server; every test must delete what it
+	// created. One still running here is a leak: report and kill it.
+	if leaked := KillSandboxesUnder(dir); len(leaked) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: %d sandboxes were never deleted (killed now): %v\n", len(leaked), leaked)
+		code = 1
+	}
 	switch {
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "e2e: read mounts:", err)
