@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/sdbx/sdbx/bench/internal/server"
@@ -27,15 +28,16 @@ func main() {
 	key := flag.String("api-key", os.Getenv("SDBX_API_KEY"), "API key for -url")
 	tmpl := flag.String("template", "python-3-11", "template")
 	cmd := flag.String("command", "python3 -c 'print(1)'", "first command")
+	code := flag.String("code", "", "run this code with runCode as the first operation instead of -command (e.g. \"print(1)\")")
 	pool := flag.String("pool", "", `warm pool of the started server ("none" for cold starts; default the server's)`)
 	flag.Parse()
-	if err := run(*n, *url, *key, *tmpl, *cmd, *pool); err != nil {
+	if err := run(*n, *url, *key, *tmpl, *cmd, *code, *pool); err != nil {
 		fmt.Fprintln(os.Stderr, "coldstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, url, key, tmpl, command, pool string) error {
+func run(n int, url, key, tmpl, command, code, pool string) error {
 	ctx := context.Background()
 	if url == "" {
 		var extra []string
@@ -53,7 +55,7 @@ func run(n int, url, key, tmpl, command, pool string) error {
 	if err != nil {
 		return err
 	}
-	var create, first, total []time.Duration
+	var create, firstOp, total []time.Duration
 	for i := 0; i < n+1; i++ {
 		t0 := time.Now()
 		sb, err := c.CreateSandbox(ctx, sdbx.CreateSandboxOptions{TemplateID: tmpl})
@@ -61,28 +63,42 @@ func run(n int, url, key, tmpl, command, pool string) error {
 			return err
 		}
 		t1 := time.Now()
-		res, err := c.RunCommand(ctx, sb.ID, sdbx.Command{Command: command})
-		if err != nil {
-			return err
+		if code != "" {
+			res, err := c.RunCode(ctx, sb.ID, code)
+			if err != nil {
+				return err
+			}
+			if res.Execution.Error != nil {
+				return fmt.Errorf("code raised %s: %s", res.Execution.Error.Name, res.Execution.Error.Value)
+			}
+		} else {
+			res, err := c.RunCommand(ctx, sb.ID, sdbx.Command{Command: command})
+			if err != nil {
+				return err
+			}
+			if res.ExitCode != 0 {
+				return fmt.Errorf("command exited %d: %v", res.ExitCode, res.Stderr)
+			}
 		}
 		t2 := time.Now()
-		if res.ExitCode != 0 {
-			return fmt.Errorf("command exited %d: %v", res.ExitCode, res.Stderr)
-		}
 		if err := c.DeleteSandbox(ctx, sb.ID); err != nil {
 			return err
 		}
 		if i == 0 {
 			continue // warm-up: page cache, first cgroup parent
 		}
-		create, first, total = append(create, t1.Sub(t0)), append(first, t2.Sub(t1)), append(total, t2.Sub(t0))
+		create, firstOp, total = append(create, t1.Sub(t0)), append(firstOp, t2.Sub(t1)), append(total, t2.Sub(t0))
 	}
-	fmt.Printf("template %s, command %q, %d runs (create → command done; delete untimed)\n", tmpl, command, n)
+	first := "command " + strconv.Quote(command)
+	if code != "" {
+		first = "runCode " + strconv.Quote(code)
+	}
+	fmt.Printf("template %s, %s, %d runs (create → first result; delete untimed)\n", tmpl, first, n)
 	fmt.Printf("%-22s %9s %9s %9s %9s\n", "", "p50", "p90", "p99", "max")
 	for _, row := range []struct {
 		name string
 		d    []time.Duration
-	}{{"create", create}, {"first command", first}, {"create → first result", total}} {
+	}{{"create", create}, {"first operation", firstOp}, {"create → first result", total}} {
 		slices.Sort(row.d)
 		fmt.Printf("%-22s %9s %9s %9s %9s\n", row.name, ms(pct(row.d, 50)), ms(pct(row.d, 90)), ms(pct(row.d, 99)), ms(row.d[len(row.d)-1]))
 	}

@@ -1,7 +1,10 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
+	"github.com/sdbx/sdbx/internal/template"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +23,10 @@ type pool struct {
 
 	mu    sync.Mutex
 	ready map[string][]string // template id → sandbox ids, oldest first
+	// warm holds, per pooled sandbox, the default context of its template's
+	// language already started in its agent (so the first run doesn't wait
+	// for an interpreter).
+	warm  map[string]CodeContext
 	stats PoolStats
 }
 
@@ -37,7 +44,7 @@ type PoolStats struct {
 }
 
 func newPool(want map[string]int) *pool {
-	return &pool{want: want, kick: make(chan struct{}, 1), ready: map[string][]string{}}
+	return &pool{want: want, kick: make(chan struct{}, 1), ready: map[string][]string{}, warm: map[string]CodeContext{}}
 }
 
 // take claims a pooled sandbox of the template, if one is ready.
@@ -79,10 +86,22 @@ func (p *pool) deficit() (string, bool) {
 	return "", false
 }
 
-func (p *pool) put(templateID, id string) {
+func (p *pool) put(templateID, id string, warm *CodeContext) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.ready[templateID] = append(p.ready[templateID], id)
+	if warm != nil {
+		p.warm[id] = *warm
+	}
+}
+
+// warmContext hands over the pre-started context of a claimed sandbox.
+func (p *pool) warmContext(id string) (CodeContext, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cc, ok := p.warm[id]
+	delete(p.warm, id)
+	return cc, ok
 }
 
 func (p *pool) drain() []string {
@@ -93,6 +112,7 @@ func (p *pool) drain() []string {
 		all = append(all, ids...)
 		delete(p.ready, t)
 	}
+	clear(p.warm)
 	return all
 }
 
@@ -146,7 +166,7 @@ func (s *Service) refill(ctx context.Context) {
 			if !ok {
 				break
 			}
-			if err := s.fillOne(ctx, templateID); err != nil {
+			if err := s.fillOne(ctx, templateID); err != nil && ctx.Err() == nil {
 				s.pool.mu.Lock()
 				s.pool.stats.Failures++
 				s.pool.mu.Unlock()
@@ -175,8 +195,57 @@ func (s *Service) fillOne(ctx context.Context, templateID string) error {
 	if err := s.driver.Create(ctx, runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: s.cfg.Resources}); err != nil {
 		return err
 	}
-	s.pool.put(templateID, id)
+	s.pool.put(templateID, id, s.prewarm(ctx, id, tmpl))
 	return nil
+}
+
+// prewarm starts the default context of the template's language in a
+// pooled sandbox; nil when the template has no code language or the start
+// failed (the context is then created on first use, as usual).
+func (s *Service) prewarm(ctx context.Context, id string, tmpl template.Template) *CodeContext {
+	language, err := contextLanguage("", tmpl)
+	if err != nil {
+		return nil
+	}
+	ctxID, err := newID()
+	if err != nil {
+		return nil
+	}
+	cc := CodeContext{
+		ID: "ctx-" + strings.TrimPrefix(ctxID, "sb-"), SandboxID: id, Language: language,
+		Cwd: cmp.Or(tmpl.DefaultCwd, "/workspace"), EnvVars: map[string]string{}, Default: true,
+	}
+	if err := s.startAgentContext(ctx, agentclient.New(s.dialer(id)), Sandbox{ID: id}, tmpl, cc); err != nil {
+		s.log.Warn("prewarm context of pooled sandbox", "sandbox_id", id, "err", err)
+		return nil
+	}
+	return &cc
+}
+
+// adoptWarmContext records the pre-started context of a claimed sandbox as
+// its default context. The interpreter was started before the sandbox got
+// its own environment, so it is only kept when the sandbox has none;
+// otherwise it is stopped and the first run starts one with the right
+// environment.
+func (s *Service) adoptWarmContext(ctx context.Context, sb Sandbox) {
+	cc, ok := s.pool.warmContext(sb.ID)
+	if !ok {
+		return
+	}
+	if len(sb.EnvVars) > 0 {
+		if _, err := agentclient.New(s.dialer(sb.ID)).DeleteContext(ctx, cc.ID); err != nil {
+			s.log.Warn("stop prewarmed context", "sandbox_id", sb.ID, "context_id", cc.ID, "err", err)
+		}
+		return
+	}
+	cc.CreatedAt = time.Now().UTC()
+	if err := s.store.CreateContext(ctx, cc); err != nil {
+		s.log.Warn("record prewarmed context", "sandbox_id", sb.ID, "context_id", cc.ID, "err", err)
+		return
+	}
+	s.mu.Lock()
+	s.defaults[sb.ID+"/"+cc.Language] = cc
+	s.mu.Unlock()
 }
 
 func (s *Service) deleteQuietly(ctx context.Context, id string) {

@@ -138,6 +138,7 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 				return Sandbox{}, err
 			}
 			s.remember(sb)
+			s.adoptWarmContext(context.WithoutCancel(ctx), sb)
 			return sb, nil
 		}
 	}

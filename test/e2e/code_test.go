@@ -383,9 +383,16 @@ func TestCodeBatch(t *testing.T) {
 		}
 		// Jobs without a context ran in fresh contexts, deleted afterwards;
 		// the default context never saw them.
+		// (A sandbox from the warm pool comes with its default context
+		// already started; that one may be listed.)
 		list, err := c.ListContexts(ctx, sb.ID)
-		if err != nil || len(list) != 0 {
-			t.Fatalf("contexts after the batch = %+v, %v; want none", list, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cc := range list {
+			if !cc.Default {
+				t.Fatalf("contexts after the batch = %+v; want no batch context left", list)
+			}
 		}
 	})
 
@@ -684,5 +691,24 @@ func TestCLICodeAndFiles(t *testing.T) {
 	}
 	if r = e.cli(t, "files", "cat", sb.ID, "/workspace/cli/in.bin"); r.code != 3 {
 		t.Fatalf("files cat after rm: %v; want exit 3", r)
+	}
+}
+
+// TestCodeSeesSandboxEnv checks that a sandbox's environment reaches its
+// default context also when the sandbox comes from the warm pool (whose
+// interpreter may have been started before the sandbox had an environment).
+func TestCodeSeesSandboxEnv(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.client(t)
+	for i := 0; i < 3; i++ { // more than the pool holds, so pooled and cold ones both run
+		sb := e.sandbox(t, sdbx.CreateSandboxOptions{TemplateID: "python-3-11", Env: map[string]string{"SDBX_E2E_ENV": fmt.Sprint("v", i)}})
+		res, err := c.RunCode(t.Context(), sb.ID, "import os; print(os.environ.get('SDBX_E2E_ENV'))")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprint("v", i); len(res.Execution.Logs.Stdout) != 1 || res.Execution.Logs.Stdout[0] != want {
+			t.Fatalf("sandbox %d: code sees %q, want %q", i, res.Execution.Logs.Stdout, want)
+		}
 	}
 }
