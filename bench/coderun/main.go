@@ -14,6 +14,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sdbx/sdbx/bench/internal/server"
@@ -32,9 +34,10 @@ func main() {
 	n := flag.Int("n", 2000, "round trips to time")
 	jupyter := flag.Bool("jupyter", false, "also time a local Jupyter kernel (python3-ipykernel)")
 	sio := flag.Bool("socketio", false, "also time the cell through socket.io-client (needs node and npm)")
+	tput := flag.Int("throughput", 0, "also measure runs/s with this many sandboxes, 4 clients each, for 10 s")
 	lines := flag.Int("lines", 200000, "lines printed by the streaming cell")
 	flag.Parse()
-	if err := run(*n, *lines, *jupyter, *sio); err != nil {
+	if err := run(*n, *lines, *jupyter, *sio, *tput); err != nil {
 		fmt.Fprintln(os.Stderr, "coderun:", err)
 		os.Exit(1)
 	}
@@ -74,7 +77,7 @@ func (c *client) json(path string, body, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-func run(n, lines int, jupyter, sio bool) error {
+func run(n, lines int, jupyter, sio bool, tput int) error {
 	stop, url, key, err := server.Start("--pool", "none")
 	if err != nil {
 		return err
@@ -157,6 +160,13 @@ func run(n, lines int, jupyter, sio bool) error {
 	fmt.Printf("sdbx warm runCode `x += 1` over HTTP (%d runs): p50 %s  p90 %s  p99 %s\n", n, ms(pct(rt, 50)), ms(pct(rt, 90)), ms(pct(rt, 99)))
 	fmt.Printf("sdbx new Python context (20 starts): p50 %s  p90 %s\n", ms(pct(starts, 50)), ms(pct(starts, 90)))
 	fmt.Printf("sdbx streamed %d lines to one NDJSON client in %s: %.0f lines/s\n", lines, streamDur.Round(time.Millisecond), float64(lines)/streamDur.Seconds())
+	if tput > 0 {
+		rate, err := throughput(c, tput, 4, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("throughput: %w", err)
+		}
+		fmt.Printf("sdbx throughput: %.0f runCode/s (`x += 1`, %d sandboxes × 4 clients over HTTP, 10 s)\n", rate, tput)
+	}
 	if sio {
 		out, err := socketIORoundTrip(url, key, id, n)
 		if err != nil {
@@ -235,4 +245,63 @@ func socketIORoundTrip(url, key, sandboxID string, n int) (string, error) {
 	}
 	us := func(v int) string { return fmt.Sprintf("%.3f ms", float64(v)/1000) }
 	return fmt.Sprintf("p50 %s  p90 %s  p99 %s", us(p.P50), us(p.P90), us(p.P99)), nil
+}
+
+// throughput runs `x += 1` from clients per sandbox concurrently for d and
+// returns completed runs per second. Runs in one sandbox go to its default
+// context, so they queue there: the parallelism comes from the sandboxes.
+func throughput(c *client, sandboxes, clients int, d time.Duration) (float64, error) {
+	ids := make([]string, sandboxes)
+	for i := range ids {
+		var created struct{ Sandbox struct{ ID string } }
+		if err := c.json("/v1/sandboxes", map[string]any{"templateId": "python-3-11"}, &created); err != nil {
+			return 0, err
+		}
+		ids[i] = created.Sandbox.ID
+		var res struct{}
+		if err := c.json("/v1/sandboxes/"+ids[i]+"/code", map[string]any{"code": "x = 0"}, &res); err != nil {
+			return 0, err
+		}
+	}
+	defer func() {
+		for _, id := range ids {
+			req, _ := http.NewRequest(http.MethodDelete, c.url+"/v1/sandboxes/"+id, nil)
+			req.Header.Set("Authorization", "Bearer "+c.key)
+			if resp, err := c.http.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: sandboxes * clients}}
+	cc := &client{url: c.url, key: c.key, http: hc}
+	var (
+		mu    sync.Mutex
+		total int
+		first error
+		wg    sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for _, id := range ids {
+		for j := 0; j < clients; j++ {
+			wg.Go(func() {
+				n := 0
+				var res struct{}
+				for time.Now().Before(deadline) {
+					if err := cc.json("/v1/sandboxes/"+id+"/code", map[string]any{"code": "x += 1"}, &res); err != nil {
+						mu.Lock()
+						first = cmp.Or(first, err)
+						mu.Unlock()
+						return
+					}
+					n++
+				}
+				mu.Lock()
+				total += n
+				mu.Unlock()
+			})
+		}
+	}
+	wg.Wait()
+	return float64(total) / time.Since(start).Seconds(), first
 }
