@@ -20,11 +20,14 @@ const (
 	cleanupTimeout = 30 * time.Second
 )
 
-const execUsage = `Usage: sdbx exec [--env K=V]... [--cwd DIR] [--timeout DURATION] ID -- CMD [ARGS...]
+const execUsage = `Usage: sdbx exec [--env K=V]... [--cwd DIR] [--timeout DURATION] [--detach] ID -- CMD [ARGS...]
 
 Run CMD with ARGS (argv, no shell; use sh -c '...' for a shell) in sandbox ID,
 stream its stdout and stderr as they come, and exit with its exit code
 (124 if it ran past --timeout).
+
+With --detach, start CMD as a background process instead, print its process
+id and exit at once (the process keeps running; see docs/cli.md).
 `
 
 func (c *cli) exec(ctx context.Context, args []string) (int, error) {
@@ -35,6 +38,7 @@ func (c *cli) exec(ctx context.Context, args []string) (int, error) {
 	cwd := fs.String("cwd", "", "working directory, an absolute path (default: the template's)")
 	var timeout time.Duration
 	durationVar(fs, &timeout, "timeout", "kill the command after this long, e.g. 5m (default: the server's, 60s)")
+	detach := fs.Bool("detach", false, "start CMD in the background and print its process id")
 	pos, argv, err := parseCommandLine(fs, "exec", args, 1)
 	if err != nil {
 		return 0, c.help(err, execUsage, fs)
@@ -42,6 +46,9 @@ func (c *cli) exec(ctx context.Context, args []string) (int, error) {
 	client, err := cf.client(c.env)
 	if err != nil {
 		return 0, err
+	}
+	if *detach {
+		return c.startDetached(ctx, client, pos[0], sdbx.Command{Args: argv, Env: env, Cwd: *cwd, Timeout: timeout})
 	}
 	return c.runCommand(ctx, client, pos[0], sdbx.Command{Args: argv, Env: env, Cwd: *cwd, Timeout: timeout})
 }

@@ -150,6 +150,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		sp = r
 	}
 	kern := a.newKernel(sp)
+	procs := newProcTable(a.log, sp, a.drain)
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
@@ -162,6 +163,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		<-closed
 		// Kills the code contexts, which ends their runs.
 		kern.Close()
+		// Kills the background processes; the reaper still runs.
+		procs.close()
 		wg.Wait()
 		// No handler waits for a status any more.
 		stopReaper()
@@ -193,13 +196,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.handleConn(ctx, conn, sp, kern)
+			a.handleConn(ctx, conn, sp, kern, procs)
 		}()
 	}
 }
 
 // handleConn reads one request from conn, answers it and closes conn.
-func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner, kern *kernel.Manager) {
+func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner, kern *kernel.Manager, procs *procTable) {
 	// Closing the connection is how Serve's shutdown reaches a running
 	// command: like a client that leaves, it ends the read that watches
 	// the connection.
@@ -248,6 +251,10 @@ func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner
 		a.files.Serve(ctx, req.Op, req.File, br, conn)
 	case agentproto.OpContextCreate, agentproto.OpContextExec, agentproto.OpContextDelete, agentproto.OpContextList:
 		a.serveContext(ctx, req, br, conn, kern)
+	case agentproto.OpProcStart, agentproto.OpProcList, agentproto.OpProcOutput, agentproto.OpProcStdin, agentproto.OpProcSignal, agentproto.OpProcKill:
+		a.serveProc(ctx, req, br, conn, procs)
+	case agentproto.OpPortConnect:
+		a.servePort(ctx, req.Port, br, conn)
 	}
 }
 
@@ -295,6 +302,10 @@ func decodeRequest(line []byte) (agentproto.Request, error) {
 		return req, fs.CheckRequest(req.Op, req.File)
 	case agentproto.OpContextCreate, agentproto.OpContextExec, agentproto.OpContextDelete, agentproto.OpContextList:
 		return req, checkContextRequest(req)
+	case agentproto.OpProcStart, agentproto.OpProcList, agentproto.OpProcOutput, agentproto.OpProcStdin, agentproto.OpProcSignal, agentproto.OpProcKill:
+		return req, checkProcRequest(req)
+	case agentproto.OpPortConnect:
+		return req, checkPortRequest(req)
 	case "":
 		return req, fmt.Errorf("op: missing: %w", errdefs.ErrInvalidArgument)
 	}

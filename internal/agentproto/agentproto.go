@@ -32,6 +32,9 @@ type Request struct {
 	ContextDelete *ContextDeleteRequest `json:"contextDelete,omitempty"`
 	// File is the request of the file ops (see files.go).
 	File *FileRequest `json:"file,omitempty"`
+	Proc *ProcRequest `json:"proc,omitempty"` // the proc ops (see procs.go)
+	// Port is the request of OpPortConnect (see port.go).
+	Port *PortRequest `json:"port,omitempty"`
 }
 
 // ExecRequest starts a process in the sandbox.
@@ -81,9 +84,10 @@ type Event struct {
 	Context   *ContextInfo  `json:"context,omitempty"`
 	Contexts  []ContextInfo `json:"contexts,omitempty"`
 	// Payloads of the file events (see files.go).
-	Entry   *FileEntry  `json:"entry,omitempty"`
-	Entries []FileEntry `json:"entries,omitempty"`
-	Exists  bool        `json:"exists,omitempty"`
+	Entry   *FileEntry   `json:"entry,omitempty"`
+	Entries []FileEntry  `json:"entries,omitempty"`
+	Exists  bool         `json:"exists,omitempty"`
+	Proc    *ProcPayload `json:"proc,omitempty"` // payload of the proc events (see procs.go)
 }
 
 // MaxLine is the longest output line the agent sends in one event.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 
@@ -63,6 +64,18 @@ type Service interface {
 	// FileExists reports whether path exists; a missing path is false, not
 	// an error.
 	FileExists(ctx context.Context, tenant, sandboxID, path string) (bool, error)
+	// DialPort connects to a port on the sandbox's loopback interface; the
+	// connection outlives ctx and the caller must close it.
+	DialPort(ctx context.Context, tenant, sandboxID string, port int) (net.Conn, error)
+
+	// Background processes (see sandbox.Service.StartProcess). ProcessOutput
+	// calls onChunk from one goroutine, in order, before it returns.
+	StartProcess(ctx context.Context, tenant, sandboxID string, req sandbox.CommandRequest) (sandbox.Process, error)
+	ListProcesses(ctx context.Context, tenant, sandboxID string) ([]sandbox.Process, error)
+	ProcessOutput(ctx context.Context, tenant, sandboxID, procID string, offset int64, follow bool, onChunk func(sandbox.ProcessChunk)) (sandbox.ProcessOutputEnd, error)
+	WriteStdin(ctx context.Context, tenant, sandboxID, procID string, data []byte, closeStdin bool) (sandbox.Process, error)
+	SignalProcess(ctx context.Context, tenant, sandboxID, procID, signal string) (sandbox.Process, error)
+	KillProcess(ctx context.Context, tenant, sandboxID, procID string) (sandbox.Process, error)
 }
 
 var _ Service = (*sandbox.Service)(nil)

@@ -47,6 +47,12 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("POST /v1/sandboxes/{id}/files/mkdir", h.authed(h.makeDir))
 	mux.Handle("POST /v1/sandboxes/{id}/files/move", h.authed(h.moveFile))
 	mux.Handle("GET /v1/sandboxes/{id}/files/exists", h.authed(h.fileExists))
+	mux.Handle("POST /v1/sandboxes/{id}/processes", h.authed(h.startProcess))
+	mux.Handle("GET /v1/sandboxes/{id}/processes", h.authed(h.listProcesses))
+	mux.Handle("DELETE /v1/sandboxes/{id}/processes/{pid}", h.authed(h.killProcess))
+	mux.Handle("GET /v1/sandboxes/{id}/processes/{pid}/output", h.authed(h.processOutput))
+	mux.Handle("POST /v1/sandboxes/{id}/processes/{pid}/stdin", h.authed(h.writeProcessStdin))
+	mux.Handle("POST /v1/sandboxes/{id}/processes/{pid}/signal", h.authed(h.signalProcess))
 	mux.Handle("GET /v1/templates", h.authed(h.listTemplates))
 	mux.Handle("POST /v1/templates", h.authed(h.createTemplate))
 	mux.Handle("GET /v1/templates/{id}", h.authed(h.getTemplate))
@@ -54,26 +60,32 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("POST /v1/keys", h.authed(h.createKey))
 	mux.Handle("GET /v1/keys", h.authed(h.listKeys))
 	mux.Handle("DELETE /v1/keys/{key}", h.authed(h.revokeKey))
+	mux.Handle("/v1/sandboxes/{id}/ports/{port}/{path...}", h.authed(h.proxyPort))
 
 	for path, allow := range map[string]string{
-		"/v1/health":                      "GET, HEAD",
-		"/v1/sandboxes":                   "GET, HEAD, POST",
-		"/v1/sandboxes/{id}":              "GET, HEAD, DELETE",
-		"/v1/sandboxes/{id}/commands":     "POST",
-		"/v1/sandboxes/{id}/code":         "POST",
-		"/v1/sandboxes/{id}/contexts":     "GET, HEAD, POST",
-		"/v1/contexts/{contextId}":        "DELETE",
-		"/v1/sandboxes/{id}/batch":        "POST",
-		"/v1/sandboxes/{id}/files":        "GET, HEAD, PUT, DELETE",
-		"/v1/sandboxes/{id}/files/list":   "GET, HEAD",
-		"/v1/sandboxes/{id}/files/stat":   "GET, HEAD",
-		"/v1/sandboxes/{id}/files/mkdir":  "POST",
-		"/v1/sandboxes/{id}/files/move":   "POST",
-		"/v1/sandboxes/{id}/files/exists": "GET, HEAD",
-		"/v1/templates":                   "GET, HEAD, POST",
-		"/v1/templates/{id}":              "GET, HEAD, DELETE",
-		"/v1/keys":                        "GET, HEAD, POST",
-		"/v1/keys/{key}":                  "DELETE",
+		"/v1/health":                                "GET, HEAD",
+		"/v1/sandboxes":                             "GET, HEAD, POST",
+		"/v1/sandboxes/{id}":                        "GET, HEAD, DELETE",
+		"/v1/sandboxes/{id}/commands":               "POST",
+		"/v1/sandboxes/{id}/code":                   "POST",
+		"/v1/sandboxes/{id}/contexts":               "GET, HEAD, POST",
+		"/v1/contexts/{contextId}":                  "DELETE",
+		"/v1/sandboxes/{id}/batch":                  "POST",
+		"/v1/sandboxes/{id}/files":                  "GET, HEAD, PUT, DELETE",
+		"/v1/sandboxes/{id}/files/list":             "GET, HEAD",
+		"/v1/sandboxes/{id}/files/stat":             "GET, HEAD",
+		"/v1/sandboxes/{id}/files/mkdir":            "POST",
+		"/v1/sandboxes/{id}/files/move":             "POST",
+		"/v1/sandboxes/{id}/files/exists":           "GET, HEAD",
+		"/v1/sandboxes/{id}/processes":              "GET, HEAD, POST",
+		"/v1/sandboxes/{id}/processes/{pid}":        "DELETE",
+		"/v1/sandboxes/{id}/processes/{pid}/output": "GET, HEAD",
+		"/v1/sandboxes/{id}/processes/{pid}/stdin":  "POST",
+		"/v1/sandboxes/{id}/processes/{pid}/signal": "POST",
+		"/v1/templates":                             "GET, HEAD, POST",
+		"/v1/templates/{id}":                        "GET, HEAD, DELETE",
+		"/v1/keys":                                  "GET, HEAD, POST",
+		"/v1/keys/{key}":                            "DELETE",
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)

@@ -71,6 +71,8 @@ type Service struct {
 	seq       int
 	contexts  map[string]*codeContext     // by context id
 	files     map[string]map[string]*node // by sandbox id, then clean path
+	procs     map[string]*fakeProc        // by sandbox id + "/" + process id (procs.go)
+	procOrder []string
 }
 
 // NewService returns a fake service whose commands run in dir. Its

@@ -101,11 +101,13 @@ export class SandboxSDK {
   private readonly metrics = new Metrics();
   private readonly transport: Transport;
   private metricsTimer: ReturnType<typeof setInterval> | undefined;
+  private readonly serverUrl: string;
 
   constructor(config: SandboxSDKConfig) {
     const c = v.object(config, 'config', CONFIG_KEYS);
     const apiKey = v.requiredString(c.apiKey, 'config.apiKey');
     const serverUrl = checkServerUrl(c.serverUrl);
+    this.serverUrl = serverUrl;
     this.timeout = v.optionalNumber(c.timeout, 'config.timeout', { min: 1, max: MAX_TIMEOUT_MS, integer: true }) ?? DEFAULTS.timeout;
     const maxRetries = v.optionalNumber(c.maxRetries, 'config.maxRetries', { min: 0, max: 100, integer: true }) ?? DEFAULTS.maxRetries;
     const retryDelay = v.optionalNumber(c.retryDelay, 'config.retryDelay', { min: 0, max: 600_000 }) ?? DEFAULTS.retryDelay;
@@ -543,6 +545,36 @@ export class SandboxSDK {
     );
     const results = Array.isArray(data?.results) ? data.results : [];
     return results.map((r) => (r.execution ? { ...r, execution: normalizeExecution(r.execution) } : r));
+  }
+
+  // -------------------------------------------------------------------------
+  // Ports
+
+  /**
+   * portUrl returns the URL through which the server proxies HTTP and
+   * WebSocket requests to `port` on the sandbox's loopback interface (a
+   * process inside it listening on 127.0.0.1 or 0.0.0.0), e.g.
+   * `http://localhost:3000/v1/sandboxes/sb-x/ports/8000/`; append the path
+   * the process serves. Requests to it need the API key in a header
+   * (`Authorization: Bearer <key>` or `X-API-Key`), never in the URL; a
+   * port nothing listens on answers 502 with the code "unavailable".
+   */
+  portUrl(sandboxId: string, port: number): string {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    const p = v.requiredNumber(port, 'port', { min: 1, max: 65535, integer: true });
+    const u = new URL(this.serverUrl);
+    if (u.protocol === 'ws:') u.protocol = 'http:';
+    if (u.protocol === 'wss:') u.protocol = 'https:';
+    const base = u.pathname.replace(/\/+$/, '');
+    u.pathname = `${base}/v1/sandboxes/${encodeURIComponent(id)}/ports/${p}/`;
+    u.search = '';
+    u.hash = '';
+    return u.toString();
+  }
+
+  /** getHost is portUrl under the name other sandbox SDKs use. */
+  getHost(sandboxId: string, port: number): string {
+    return this.portUrl(sandboxId, port);
   }
 
   // -------------------------------------------------------------------------

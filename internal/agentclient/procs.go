@@ -1,0 +1,150 @@
+package agentclient
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/sdbx/sdbx/internal/agentproto"
+	"github.com/sdbx/sdbx/internal/errdefs"
+)
+
+// procCall sends a proc op and checks the final event's type.
+func (c *Client) procCall(ctx context.Context, op string, req *agentproto.ProcRequest, want string, onEvent func(agentproto.Event)) (*agentproto.ProcPayload, error) {
+	ev, err := c.procDo(ctx, agentproto.Request{Op: op, Proc: req}, onEvent)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Type != want || ev.Proc == nil {
+		return nil, unexpected(op, ev)
+	}
+	return ev.Proc, nil
+}
+
+// procDo sends req on a new connection, passes EventProcOutput events to
+// onEvent and returns the final event. An error event becomes an error.
+func (c *Client) procDo(ctx context.Context, req agentproto.Request, onEvent func(agentproto.Event)) (agentproto.Event, error) {
+	fail := func(err error) (agentproto.Event, error) {
+		return agentproto.Event{}, fmt.Errorf("agent %s: %w", req.Op, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(ctxError(err))
+	}
+	conn, err := c.dial(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(ctxError(ctx.Err()))
+		}
+		if errors.Is(err, errdefs.ErrUnavailable) {
+			return fail(fmt.Errorf("dial: %w", err))
+		}
+		return fail(fmt.Errorf("dial: %w: %w", errdefs.ErrUnavailable, err))
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	line, err := json.Marshal(req)
+	if err != nil {
+		return fail(fmt.Errorf("encode request: %v: %w", err, errdefs.ErrInvalidArgument))
+	}
+	if _, err := conn.Write(append(line, '\n')); err != nil {
+		return fail(broken(ctx, "send request", err))
+	}
+	br := bufio.NewReaderSize(conn, 64*1024)
+	var buf []byte
+	for {
+		buf, err = readContextLine(br, buf[:0])
+		if err != nil {
+			if errors.Is(err, errdefs.ErrInternal) {
+				return fail(err)
+			}
+			return fail(broken(ctx, "read event", err))
+		}
+		var ev agentproto.Event
+		if err := json.Unmarshal(buf, &ev); err != nil {
+			return fail(fmt.Errorf("decode event: %v: %w", err, errdefs.ErrInternal))
+		}
+		switch ev.Type {
+		case agentproto.EventError:
+			return agentproto.Event{}, &AgentError{Code: ev.ErrCode, Message: ev.Message}
+		case agentproto.EventProc, agentproto.EventProcs:
+			return ev, nil
+		case agentproto.EventProcOutput:
+			if onEvent != nil {
+				onEvent(ev)
+			}
+		default:
+			// An event type from a newer agent: skip it.
+		}
+	}
+}
+
+// StartProcess starts a background process. Errors are those of Exec.
+func (c *Client) StartProcess(ctx context.Context, req agentproto.ProcRequest) (agentproto.ProcInfo, error) {
+	pl, err := c.procCall(ctx, agentproto.OpProcStart, &req, agentproto.EventProc, nil)
+	if err != nil {
+		return agentproto.ProcInfo{}, err
+	}
+	if pl.Info == nil {
+		return agentproto.ProcInfo{}, fmt.Errorf("agent %s: final event without info: %w", agentproto.OpProcStart, errdefs.ErrInternal)
+	}
+	return *pl.Info, nil
+}
+
+// ListProcesses lists the background processes, oldest first.
+func (c *Client) ListProcesses(ctx context.Context) ([]agentproto.ProcInfo, error) {
+	pl, err := c.procCall(ctx, agentproto.OpProcList, nil, agentproto.EventProcs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return pl.List, nil
+}
+
+// ProcessOutput streams the output of process id from offset to onChunk
+// (each call gets one EventProcOutput payload; Lost is set on a chunk
+// preceded by bytes no longer buffered). With follow it returns when the
+// process has exited and all its output was delivered. The result's Info
+// describes the process, End is where to resume, and Lost counts dropped
+// bytes not reported with a chunk.
+func (c *Client) ProcessOutput(ctx context.Context, id string, offset int64, follow bool, onChunk func(agentproto.ProcPayload)) (agentproto.ProcPayload, error) {
+	pl, err := c.procCall(ctx, agentproto.OpProcOutput, &agentproto.ProcRequest{ID: id, Offset: offset, Follow: follow}, agentproto.EventProc, func(ev agentproto.Event) {
+		if ev.Proc != nil && onChunk != nil {
+			onChunk(*ev.Proc)
+		}
+	})
+	if err != nil {
+		return agentproto.ProcPayload{}, err
+	}
+	return *pl, nil
+}
+
+// WriteStdin writes data to process id's stdin, then closes it when close
+// is set.
+func (c *Client) WriteStdin(ctx context.Context, id string, data []byte, close bool) (agentproto.ProcInfo, error) {
+	return c.procInfo(ctx, agentproto.OpProcStdin, &agentproto.ProcRequest{ID: id, Data: data, Close: close})
+}
+
+// SignalProcess sends signal ("SIGTERM", "TERM", "15") to process id's
+// group.
+func (c *Client) SignalProcess(ctx context.Context, id, signal string) (agentproto.ProcInfo, error) {
+	return c.procInfo(ctx, agentproto.OpProcSignal, &agentproto.ProcRequest{ID: id, Signal: signal})
+}
+
+// KillProcess sends SIGKILL to process id's group.
+func (c *Client) KillProcess(ctx context.Context, id string) (agentproto.ProcInfo, error) {
+	return c.procInfo(ctx, agentproto.OpProcKill, &agentproto.ProcRequest{ID: id})
+}
+
+func (c *Client) procInfo(ctx context.Context, op string, req *agentproto.ProcRequest) (agentproto.ProcInfo, error) {
+	pl, err := c.procCall(ctx, op, req, agentproto.EventProc, nil)
+	if err != nil {
+		return agentproto.ProcInfo{}, err
+	}
+	if pl.Info == nil {
+		return agentproto.ProcInfo{}, fmt.Errorf("agent %s: final event without info: %w", op, errdefs.ErrInternal)
+	}
+	return *pl.Info, nil
+}
