@@ -103,10 +103,22 @@ func TestCLIExecDetach(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != procID || !list[0].Running {
 		t.Fatalf("ListProcesses = %+v, %v", list, err)
 	}
+	// Wait for its first line (follow, cancelled once it arrived), so the
+	// signal can't beat the echo.
+	var out strings.Builder
+	firstLine, cancel := context.WithCancel(t.Context())
+	c.ProcessOutput(firstLine, sb.ID, procID, 0, true, func(ch sdbx.ProcessChunk) {
+		out.WriteString(ch.Data)
+		cancel()
+	})
+	cancel()
+	if out.String() != "detached\n" {
+		t.Fatalf("first output %q, want the echo", out.String())
+	}
 	if _, err := c.SignalProcess(t.Context(), sb.ID, procID, "TERM"); err != nil {
 		t.Fatalf("SignalProcess: %v", err)
 	}
-	var out strings.Builder
+	out.Reset()
 	end, err := c.ProcessOutput(t.Context(), sb.ID, procID, 0, true, func(ch sdbx.ProcessChunk) { out.WriteString(ch.Data) })
 	if err != nil || out.String() != "detached\n" || !end.Exited || end.ExitCode != 143 {
 		t.Fatalf("output %q, end %+v, %v; want detached and exit 143", out.String(), end, err)
