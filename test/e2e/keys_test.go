@@ -14,7 +14,7 @@ func TestKeysAndTenants(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	admin := e.client(t)
-	name := "e2e-tenant-" + RandomKey()[:8]
+	name := "e2e-tenant-" + RandomKey()[10:22]
 	key, secret, err := admin.CreateKey(t.Context(), name)
 	if err != nil {
 		t.Fatalf("CreateKey: %v", err)
@@ -71,7 +71,7 @@ func TestKeysAndTenants(t *testing.T) {
 func TestCLIKeyCreatePrintsOnlyTheSecret(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	name := "e2e-cli-key-" + RandomKey()[:8]
+	name := "e2e-cli-key-" + RandomKey()[10:22]
 	r := e.cli(t, "key", "create", "--name", name)
 	if r.code != 0 {
 		t.Fatalf("sdbx key create: %s", r)

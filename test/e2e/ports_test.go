@@ -72,7 +72,7 @@ func TestPortExposure(t *testing.T) {
 		t.Errorf("without a key: %d %s, want 401", status, body)
 	}
 	admin := e.client(t)
-	k, secret, err := admin.CreateKey(t.Context(), "e2e-ports-"+RandomKey()[:8])
+	k, secret, err := admin.CreateKey(t.Context(), "e2e-ports-"+RandomKey()[10:22])
 	if err != nil {
 		t.Fatalf("CreateKey: %v", err)
 	}
