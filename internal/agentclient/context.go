@@ -92,9 +92,22 @@ func isContextFinal(t string) bool {
 	return t == agentproto.EventDone || t == agentproto.EventContext || t == agentproto.EventContexts
 }
 
-// contextCall sends req on a new connection, passes the streamed events to
-// onEvent and returns the final event. An error event becomes an error.
+// contextCall runs a context op: its streamed events (output lines, rich
+// results, the exception) go to onEvent, its final event is returned.
 func (c *Client) contextCall(ctx context.Context, req agentproto.Request, onEvent func(agentproto.Event)) (agentproto.Event, error) {
+	streamed := func(t string) bool {
+		return t == agentproto.EventStdout || t == agentproto.EventStderr ||
+			t == agentproto.EventDisplay || t == agentproto.EventException
+	}
+	return c.exchange(ctx, req, isContextFinal, streamed, onEvent)
+}
+
+// exchange sends req on a new connection, passes the events for which
+// streamed holds to onEvent (when not nil) and returns the first event for
+// which final holds. An error event becomes an *AgentError; events of
+// other types (from a newer agent) are skipped. Ending ctx closes the
+// connection, which is the protocol's cancellation.
+func (c *Client) exchange(ctx context.Context, req agentproto.Request, final, streamed func(string) bool, onEvent func(agentproto.Event)) (agentproto.Event, error) {
 	fail := func(err error) (agentproto.Event, error) {
 		return agentproto.Event{}, fmt.Errorf("agent %s: %w", req.Op, err)
 	}
@@ -112,7 +125,6 @@ func (c *Client) contextCall(ctx context.Context, req agentproto.Request, onEven
 		return fail(fmt.Errorf("dial: %w: %w", errdefs.ErrUnavailable, err))
 	}
 	defer conn.Close()
-	// Closing the connection is the protocol's cancellation.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
@@ -140,15 +152,10 @@ func (c *Client) contextCall(ctx context.Context, req agentproto.Request, onEven
 		switch {
 		case ev.Type == agentproto.EventError:
 			return agentproto.Event{}, &AgentError{Code: ev.ErrCode, Message: ev.Message}
-		case isContextFinal(ev.Type):
+		case final(ev.Type):
 			return ev, nil
-		case ev.Type == agentproto.EventStdout || ev.Type == agentproto.EventStderr ||
-			ev.Type == agentproto.EventDisplay || ev.Type == agentproto.EventException:
-			if onEvent != nil {
-				onEvent(ev)
-			}
-		default:
-			// An event type from a newer agent: skip it.
+		case streamed(ev.Type) && onEvent != nil:
+			onEvent(ev)
 		}
 	}
 }

@@ -1,10 +1,7 @@
 package agentclient
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/sdbx/sdbx/internal/agentproto"
@@ -23,63 +20,12 @@ func (c *Client) procCall(ctx context.Context, op string, req *agentproto.ProcRe
 	return ev.Proc, nil
 }
 
-// procDo sends req on a new connection, passes EventProcOutput events to
-// onEvent and returns the final event. An error event becomes an error.
+// procDo runs a process op: EventProcOutput events go to onEvent, the
+// final EventProc or EventProcs is returned.
 func (c *Client) procDo(ctx context.Context, req agentproto.Request, onEvent func(agentproto.Event)) (agentproto.Event, error) {
-	fail := func(err error) (agentproto.Event, error) {
-		return agentproto.Event{}, fmt.Errorf("agent %s: %w", req.Op, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fail(ctxError(err))
-	}
-	conn, err := c.dial(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fail(ctxError(ctx.Err()))
-		}
-		if errors.Is(err, errdefs.ErrUnavailable) {
-			return fail(fmt.Errorf("dial: %w", err))
-		}
-		return fail(fmt.Errorf("dial: %w: %w", errdefs.ErrUnavailable, err))
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	line, err := json.Marshal(req)
-	if err != nil {
-		return fail(fmt.Errorf("encode request: %v: %w", err, errdefs.ErrInvalidArgument))
-	}
-	if _, err := conn.Write(append(line, '\n')); err != nil {
-		return fail(broken(ctx, "send request", err))
-	}
-	br := bufio.NewReaderSize(conn, 64*1024)
-	var buf []byte
-	for {
-		buf, err = readContextLine(br, buf[:0])
-		if err != nil {
-			if errors.Is(err, errdefs.ErrInternal) {
-				return fail(err)
-			}
-			return fail(broken(ctx, "read event", err))
-		}
-		var ev agentproto.Event
-		if err := json.Unmarshal(buf, &ev); err != nil {
-			return fail(fmt.Errorf("decode event: %v: %w", err, errdefs.ErrInternal))
-		}
-		switch ev.Type {
-		case agentproto.EventError:
-			return agentproto.Event{}, &AgentError{Code: ev.ErrCode, Message: ev.Message}
-		case agentproto.EventProc, agentproto.EventProcs:
-			return ev, nil
-		case agentproto.EventProcOutput:
-			if onEvent != nil {
-				onEvent(ev)
-			}
-		default:
-			// An event type from a newer agent: skip it.
-		}
-	}
+	final := func(t string) bool { return t == agentproto.EventProc || t == agentproto.EventProcs }
+	streamed := func(t string) bool { return t == agentproto.EventProcOutput }
+	return c.exchange(ctx, req, final, streamed, onEvent)
 }
 
 // StartProcess starts a background process. Errors are those of Exec.
