@@ -71,6 +71,10 @@ test('server restart: in-flight stream fails with ConnectionError; reconnection 
     const { sandbox: fresh } = await sdk.createSandbox({ templateId: 'python-3-11' });
     assert.equal(await sdk.runTerminal(fresh.id, 'echo back'), 'back');
     await sdk.deleteSandbox(fresh.id);
+    // The sandbox made before the restart was adopted by the new server;
+    // delete it too (sandboxes outlive a stopped server).
+    assert.equal((await sdk.getSandboxStatus(sandbox.id)).status, 'ready');
+    await sdk.deleteSandbox(sandbox.id);
     assert.ok(logs.some((m) => m.includes('connection lost')), logs.join('\n'));
   } finally {
     sdk.disconnect();
