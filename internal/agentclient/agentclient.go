@@ -107,9 +107,9 @@ func (c *Client) do(ctx context.Context, req agentproto.Request, onEvent func(ag
 	br := bufio.NewReaderSize(conn, 64*1024)
 	var buf []byte
 	for {
-		buf, err = readLine(br, buf[:0])
-		if errors.Is(err, errLineTooLong) {
-			return agentproto.Event{}, fmt.Errorf("read event: %w: %w", err, errdefs.ErrInternal)
+		buf, err = readLine(br, buf[:0], maxEventLine)
+		if errors.Is(err, errdefs.ErrInternal) {
+			return agentproto.Event{}, fmt.Errorf("read event: %w", err)
 		}
 		if err != nil {
 			return agentproto.Event{}, broken(ctx, "read event", err)
@@ -133,16 +133,14 @@ func (c *Client) do(ctx context.Context, req agentproto.Request, onEvent func(ag
 	}
 }
 
-// errLineTooLong is returned by readLine for a line over maxEventLine.
-var errLineTooLong = fmt.Errorf("event line longer than %d bytes", maxEventLine)
-
-// readLine appends the next line of br (without its newline) to buf. It
-// refuses lines longer than maxEventLine.
-func readLine(br *bufio.Reader, buf []byte) ([]byte, error) {
+// readLine appends the next line of br (without its newline) to buf. A
+// line longer than limit is a protocol failure: the error wraps
+// errdefs.ErrInternal.
+func readLine(br *bufio.Reader, buf []byte, limit int) ([]byte, error) {
 	for {
 		chunk, err := br.ReadSlice('\n')
-		if len(buf)+len(chunk) > maxEventLine {
-			return buf, errLineTooLong
+		if len(buf)+len(chunk) > limit {
+			return buf, fmt.Errorf("event line longer than %d bytes: %w", limit, errdefs.ErrInternal)
 		}
 		buf = append(buf, chunk...)
 		switch {

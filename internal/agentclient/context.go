@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -138,7 +137,7 @@ func (c *Client) exchange(ctx context.Context, req agentproto.Request, final, st
 	br := bufio.NewReaderSize(conn, 64*1024)
 	var buf []byte
 	for {
-		buf, err = readContextLine(br, buf[:0])
+		buf, err = readLine(br, buf[:0], maxContextLine)
 		if err != nil {
 			if errors.Is(err, errdefs.ErrInternal) {
 				return fail(err)
@@ -156,28 +155,6 @@ func (c *Client) exchange(ctx context.Context, req agentproto.Request, final, st
 			return ev, nil
 		case streamed(ev.Type) && onEvent != nil:
 			onEvent(ev)
-		}
-	}
-}
-
-// readContextLine appends the next line of br (without its newline) to
-// buf. A line longer than maxContextLine is an ErrInternal error.
-func readContextLine(br *bufio.Reader, buf []byte) ([]byte, error) {
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if len(buf)+len(chunk) > maxContextLine {
-			return buf, fmt.Errorf("event line longer than %d bytes: %w", maxContextLine, errdefs.ErrInternal)
-		}
-		buf = append(buf, chunk...)
-		switch {
-		case err == nil:
-			return buf[:len(buf)-1], nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		case errors.Is(err, io.EOF):
-			return buf, io.ErrUnexpectedEOF
-		default:
-			return buf, err
 		}
 	}
 }

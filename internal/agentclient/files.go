@@ -385,9 +385,9 @@ func (c *Client) startFile(ctx context.Context, op string, req agentproto.FileRe
 // next reads the next event; an error event becomes an *AgentError.
 func (fc *fileConn) next() (agentproto.Event, error) {
 	var err error
-	fc.buf, err = readLine(fc.br, fc.buf[:0])
-	if errors.Is(err, errLineTooLong) {
-		return agentproto.Event{}, fmt.Errorf("agent %s: read event: %w: %w", fc.op, err, errdefs.ErrInternal)
+	fc.buf, err = readLine(fc.br, fc.buf[:0], maxEventLine)
+	if errors.Is(err, errdefs.ErrInternal) {
+		return agentproto.Event{}, fmt.Errorf("agent %s: read event: %w", fc.op, err)
 	}
 	if err != nil {
 		return agentproto.Event{}, fc.broken("read event", err)

@@ -62,9 +62,9 @@ func handshakePort(ctx context.Context, conn net.Conn, port int) (net.Conn, erro
 		return nil, fmt.Errorf("agent %s: %w", op, broken(ctx, "send request", err))
 	}
 	br := bufio.NewReaderSize(conn, 4096)
-	buf, err := readLine(br, nil)
-	if errors.Is(err, errLineTooLong) {
-		return nil, fmt.Errorf("agent %s: read event: %w: %w", op, err, errdefs.ErrInternal)
+	buf, err := readLine(br, nil, maxEventLine)
+	if errors.Is(err, errdefs.ErrInternal) {
+		return nil, fmt.Errorf("agent %s: read event: %w", op, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", op, broken(ctx, "read event", err))

@@ -368,13 +368,9 @@ func (sess *session) listSandboxes(ctx context.Context, c *call) (any, error) {
 // decodeSandboxRef decodes a {sandboxId} payload.
 func (c *call) decodeSandboxRef() (string, error) {
 	var ref sandboxRef
-	if err := decodeObject("payload", c.payload, &ref); err != nil {
+	if err := c.decodeSandboxPayload(&ref); err != nil {
 		return "", err
 	}
-	if ref.SandboxID == "" {
-		return "", invalidf(`field "sandboxId": required`)
-	}
-	c.sandboxID = ref.SandboxID
 	return ref.SandboxID, nil
 }
 
@@ -453,13 +449,9 @@ func (sess *session) getTemplate(ctx context.Context, c *call) (any, error) {
 // emitted as stream:output before the ack.
 func (sess *session) runCommand(ctx context.Context, c *call) (any, error) {
 	var p runPayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
-	if p.SandboxID == "" {
-		return nil, invalidf(`field "sandboxId": required`)
-	}
-	c.sandboxID = p.SandboxID
 	em, err := sess.openStream(ctx, p.StreamID)
 	if err != nil {
 		return nil, err

@@ -9,13 +9,19 @@ import (
 // Socket.IO operations of code execution, contexts, batches and template
 // creation.
 
-// setSandbox records the payload's sandboxId on the call, which must have
-// one.
-func (c *call) setSandbox(id string) error {
-	if id == "" {
+// sandboxPayload is a Socket.IO payload that names a sandbox.
+type sandboxPayload interface{ sandbox() string }
+
+// decodeSandboxPayload decodes the call's payload into p (a pointer to a
+// payload struct) and records the sandbox it names, which is required.
+func (c *call) decodeSandboxPayload(p sandboxPayload) error {
+	if err := decodeObject("payload", c.payload, p); err != nil {
+		return err
+	}
+	if p.sandbox() == "" {
 		return invalidf(`field "sandboxId": required`)
 	}
-	c.sandboxID = id
+	c.sandboxID = p.sandbox()
 	return nil
 }
 
@@ -24,10 +30,7 @@ func (c *call) setSandbox(id string) error {
 // emitted before the ack.
 func (sess *session) runCode(ctx context.Context, c *call) (any, error) {
 	var p runCodePayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	em, err := sess.openStream(ctx, p.StreamID)
@@ -47,10 +50,7 @@ func (sess *session) runCode(ctx context.Context, c *call) (any, error) {
 // runBatch serves batch:run; every streamed event carries its jobId.
 func (sess *session) runBatch(ctx context.Context, c *call) (any, error) {
 	var p batchPayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	em, err := sess.openStream(ctx, p.StreamID)
@@ -69,10 +69,7 @@ func (sess *session) runBatch(ctx context.Context, c *call) (any, error) {
 
 func (sess *session) createContext(ctx context.Context, c *call) (any, error) {
 	var p contextPayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	opts := contextBody{Language: p.Language, Cwd: p.Cwd, Envs: p.Envs}.options()

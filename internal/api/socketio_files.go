@@ -42,10 +42,7 @@ func requirePath(path string) error {
 
 func (sess *session) writeFile(ctx context.Context, c *call) (any, error) {
 	var p fileWritePayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	if err := requirePath(p.Path); err != nil {
@@ -97,10 +94,7 @@ func decodeBase64(s string) ([]byte, error) {
 // Limits.MaxReadBytes.
 func (sess *session) readFile(ctx context.Context, c *call) (any, error) {
 	var p fileReadPayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	if err := requirePath(p.Path); err != nil {
@@ -148,10 +142,7 @@ func (sess *session) tooLargeToRead(sandboxID, path string) error {
 
 func (sess *session) deleteFile(ctx context.Context, c *call) (any, error) {
 	var p fileDeletePayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	if err := requirePath(p.Path); err != nil {
@@ -166,10 +157,7 @@ func (sess *session) deleteFile(ctx context.Context, c *call) (any, error) {
 // listFiles serves file:list; path is optional.
 func (sess *session) listFiles(ctx context.Context, c *call) (any, error) {
 	var p fileListPayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	list, err := sess.h.svc.ListFiles(ctx, sess.principal.Tenant, p.SandboxID, p.Path)
@@ -193,10 +181,7 @@ func requireMovePaths(from, to string) error {
 // statFile serves file:stat.
 func (sess *session) statFile(ctx context.Context, c *call) (any, error) {
 	var p fileStatPayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	if err := requirePath(p.Path); err != nil {
@@ -212,10 +197,7 @@ func (sess *session) statFile(ctx context.Context, c *call) (any, error) {
 // makeDir serves file:mkdir.
 func (sess *session) makeDir(ctx context.Context, c *call) (any, error) {
 	var p fileMkdirPayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	if err := requirePath(p.Path); err != nil {
@@ -231,10 +213,7 @@ func (sess *session) makeDir(ctx context.Context, c *call) (any, error) {
 // moveFile serves file:move.
 func (sess *session) moveFile(ctx context.Context, c *call) (any, error) {
 	var p fileMovePayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	if err := requireMovePaths(p.From, p.To); err != nil {
@@ -250,10 +229,7 @@ func (sess *session) moveFile(ctx context.Context, c *call) (any, error) {
 // fileExists serves file:exists.
 func (sess *session) fileExists(ctx context.Context, c *call) (any, error) {
 	var p fileStatPayload
-	if err := decodeObject("payload", c.payload, &p); err != nil {
-		return nil, err
-	}
-	if err := c.setSandbox(p.SandboxID); err != nil {
+	if err := c.decodeSandboxPayload(&p); err != nil {
 		return nil, err
 	}
 	if err := requirePath(p.Path); err != nil {

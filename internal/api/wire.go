@@ -283,3 +283,7 @@ func orEmptySlice(s []string) []string {
 	}
 	return s
 }
+
+// The payloads below name their sandbox (see decodeSandboxPayload).
+func (p *runPayload) sandbox() string { return p.SandboxID }
+func (p *sandboxRef) sandbox() string { return p.SandboxID }

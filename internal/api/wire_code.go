@@ -323,3 +323,8 @@ func orEmptyError(e *sandbox.ExecutionError) *executionErrorJSON {
 	}
 	return toExecutionError(e)
 }
+
+// The payloads below name their sandbox (see decodeSandboxPayload).
+func (p *batchPayload) sandbox() string   { return p.SandboxID }
+func (p *contextPayload) sandbox() string { return p.SandboxID }
+func (p *runCodePayload) sandbox() string { return p.SandboxID }

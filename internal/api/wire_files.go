@@ -150,3 +150,12 @@ type fileContentJSON struct {
 	Encoding string `json:"encoding"`
 	Size     int64  `json:"size"`
 }
+
+// The payloads below name their sandbox (see decodeSandboxPayload).
+func (p *fileDeletePayload) sandbox() string { return p.SandboxID }
+func (p *fileListPayload) sandbox() string   { return p.SandboxID }
+func (p *fileMkdirPayload) sandbox() string  { return p.SandboxID }
+func (p *fileMovePayload) sandbox() string   { return p.SandboxID }
+func (p *fileReadPayload) sandbox() string   { return p.SandboxID }
+func (p *fileStatPayload) sandbox() string   { return p.SandboxID }
+func (p *fileWritePayload) sandbox() string  { return p.SandboxID }

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,30 +35,36 @@ func envFor(sb Sandbox, tmpl template.Template, extra map[string]string) map[str
 	return env
 }
 
+// commandSpec validates req and resolves what it runs in the caller's
+// running sandbox: argv (a command string runs through bash), the merged
+// environment and the working directory (the template's by default).
+func (s *Service) commandSpec(ctx context.Context, tenant, id string, req CommandRequest) (agentproto.ExecRequest, error) {
+	if err := validateCommand(req); err != nil {
+		return agentproto.ExecRequest{}, err
+	}
+	sb, err := s.running(ctx, tenant, id)
+	if err != nil {
+		return agentproto.ExecRequest{}, err
+	}
+	tmpl, err := s.templates.Get(sb.TemplateID)
+	if err != nil {
+		return agentproto.ExecRequest{}, err
+	}
+	args := req.Args
+	if req.Command != "" {
+		args = []string{"/bin/bash", "-c", req.Command}
+	}
+	return agentproto.ExecRequest{Args: args, Env: envFor(sb, tmpl, req.Env), Cwd: cmp.Or(req.Cwd, tmpl.DefaultCwd)}, nil
+}
+
 // RunCommand runs a command in a sandbox, calling onOutput for each line as
 // it is produced (from one goroutine, in order), and returns the result once
 // the command has exited. A command killed by its timeout returns an error
 // wrapping errdefs.ErrTimeout. Cancelling ctx kills the command.
 func (s *Service) RunCommand(ctx context.Context, tenant, id string, req CommandRequest, onOutput func(Output)) (CommandResult, error) {
-	if err := validateCommand(req); err != nil {
-		return CommandResult{}, err
-	}
-	sb, err := s.running(ctx, tenant, id)
+	exec, err := s.commandSpec(ctx, tenant, id, req)
 	if err != nil {
 		return CommandResult{}, err
-	}
-	tmpl, err := s.templates.Get(sb.TemplateID)
-	if err != nil {
-		return CommandResult{}, err
-	}
-	env := envFor(sb, tmpl, req.Env)
-	args := req.Args
-	if req.Command != "" {
-		args = []string{"/bin/bash", "-c", req.Command}
-	}
-	cwd := req.Cwd
-	if cwd == "" {
-		cwd = tmpl.DefaultCwd
 	}
 	timeout := req.Timeout
 	if timeout == 0 {
@@ -74,8 +81,8 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	res := CommandResult{Stdout: []string{}, Stderr: []string{}}
 	var kept int
 	start := time.Now()
-	exit, err := agentclient.New(s.dialer(id)).Exec(ctx,
-		agentproto.ExecRequest{Args: args, Env: env, Cwd: cwd, TimeoutMs: timeout.Milliseconds()},
+	exec.TimeoutMs = timeout.Milliseconds()
+	exit, err := agentclient.New(s.dialer(id)).Exec(ctx, exec,
 		func(ev agentproto.Event) {
 			var lines *[]string
 			switch ev.Type {

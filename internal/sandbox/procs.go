@@ -62,26 +62,11 @@ func processFrom(in agentproto.ProcInfo) Process {
 // working directory are those RunCommand would give it; Timeout is
 // ignored) and returns at once. The process outlives the request.
 func (s *Service) StartProcess(ctx context.Context, tenant, id string, req CommandRequest) (Process, error) {
-	if err := validateCommand(req); err != nil {
-		return Process{}, err
-	}
-	sb, err := s.running(ctx, tenant, id)
+	exec, err := s.commandSpec(ctx, tenant, id, req)
 	if err != nil {
 		return Process{}, err
 	}
-	tmpl, err := s.templates.Get(sb.TemplateID)
-	if err != nil {
-		return Process{}, err
-	}
-	args := req.Args
-	if req.Command != "" {
-		args = []string{"/bin/bash", "-c", req.Command}
-	}
-	cwd := req.Cwd
-	if cwd == "" {
-		cwd = tmpl.DefaultCwd
-	}
-	info, err := agentclient.New(s.dialer(id)).StartProcess(ctx, agentproto.ProcRequest{Args: args, Env: envFor(sb, tmpl, req.Env), Cwd: cwd})
+	info, err := agentclient.New(s.dialer(id)).StartProcess(ctx, agentproto.ProcRequest{Args: exec.Args, Env: exec.Env, Cwd: exec.Cwd})
 	if err != nil {
 		return Process{}, err
 	}
