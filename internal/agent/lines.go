@@ -69,15 +69,27 @@ func (l *lineReader) next() ([]byte, error) {
 
 // runeCut returns where to split b (a full window without newline) so
 // that a multi-byte UTF-8 character at its end is not cut in two. It
-// returns len(b) when b does not end inside a character.
+// returns len(b) when b does not end inside a character (or is nothing
+// but the start of one).
 func runeCut(b []byte) int {
-	for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax+1; i-- {
-		if utf8.RuneStart(b[i]) {
-			if i > 0 && !utf8.FullRune(b[i:]) {
-				return i
-			}
-			break
-		}
+	if t := incompleteTail(b); t < len(b) {
+		return len(b) - t
 	}
 	return len(b)
+}
+
+// incompleteTail returns the length of an incomplete UTF-8 sequence at
+// the end of b (0 when b ends on a character boundary or with bytes that
+// are not UTF-8 anyway).
+func incompleteTail(b []byte) int {
+	for k := 1; k < utf8.UTFMax && k <= len(b); k++ {
+		c := b[len(b)-k]
+		if utf8.RuneStart(c) {
+			if c >= 0xC0 && !utf8.FullRune(b[len(b)-k:]) {
+				return k
+			}
+			return 0
+		}
+	}
+	return 0
 }

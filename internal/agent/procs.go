@@ -560,19 +560,3 @@ func writeProcEvent(w *eventWriter, ev agentproto.Event, flush bool) error {
 	}
 	return nil
 }
-
-// incompleteTail returns the length of an incomplete UTF-8 sequence at
-// the end of b (0 when b ends on a character boundary or with bytes that
-// are not UTF-8 anyway).
-func incompleteTail(b []byte) int {
-	for k := 1; k < utf8.UTFMax && k <= len(b); k++ {
-		c := b[len(b)-k]
-		if utf8.RuneStart(c) {
-			if c >= 0xC0 && !utf8.FullRune(b[len(b)-k:]) {
-				return k
-			}
-			return 0
-		}
-	}
-	return 0
-}
