@@ -150,7 +150,8 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		sp = r
 	}
 	kern := a.newKernel(sp)
-	procs := newProcTable(a.log, sp, a.drain)
+	procs := newProcTable(a.log, sp, a.drain, processKind)
+	ptys := newProcTable(a.log, sp, a.drain, ptyKind)
 	closed := make(chan struct{})
 	go func() {
 		defer close(closed)
@@ -165,6 +166,7 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		kern.Close()
 		// Kills the background processes; the reaper still runs.
 		procs.close()
+		ptys.close()
 		wg.Wait()
 		// No handler waits for a status any more.
 		stopReaper()
@@ -196,13 +198,13 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.handleConn(ctx, conn, sp, kern, procs)
+			a.handleConn(ctx, conn, sp, kern, procs, ptys)
 		}()
 	}
 }
 
 // handleConn reads one request from conn, answers it and closes conn.
-func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner, kern *kernel.Manager, procs *procTable) {
+func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner, kern *kernel.Manager, procs, ptys *procTable) {
 	// Closing the connection is how Serve's shutdown reaches a running
 	// command: like a client that leaves, it ends the read that watches
 	// the connection.
@@ -253,6 +255,9 @@ func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner
 		a.serveContext(ctx, req, br, conn, kern)
 	case agentproto.OpProcStart, agentproto.OpProcList, agentproto.OpProcOutput, agentproto.OpProcStdin, agentproto.OpProcSignal, agentproto.OpProcKill:
 		a.serveProc(ctx, req, br, conn, procs)
+	case agentproto.OpPTYCreate, agentproto.OpPTYList, agentproto.OpPTYOutput, agentproto.OpPTYInput,
+		agentproto.OpPTYResize, agentproto.OpPTYSignal, agentproto.OpPTYKill:
+		a.serveProc(ctx, req, br, conn, ptys)
 	case agentproto.OpPortConnect:
 		a.servePort(ctx, req.Port, br, conn)
 	}
@@ -303,6 +308,9 @@ func decodeRequest(line []byte) (agentproto.Request, error) {
 	case agentproto.OpContextCreate, agentproto.OpContextExec, agentproto.OpContextDelete, agentproto.OpContextList:
 		return req, checkContextRequest(req)
 	case agentproto.OpProcStart, agentproto.OpProcList, agentproto.OpProcOutput, agentproto.OpProcStdin, agentproto.OpProcSignal, agentproto.OpProcKill:
+		return req, checkProcRequest(req)
+	case agentproto.OpPTYCreate, agentproto.OpPTYList, agentproto.OpPTYOutput, agentproto.OpPTYInput,
+		agentproto.OpPTYResize, agentproto.OpPTYSignal, agentproto.OpPTYKill:
 		return req, checkProcRequest(req)
 	case agentproto.OpPortConnect:
 		return req, checkPortRequest(req)

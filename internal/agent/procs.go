@@ -17,7 +17,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
@@ -41,12 +40,27 @@ const (
 	stdinTimeout = 10 * time.Second
 )
 
-// procTable holds the background processes of one Serve.
+// tableKind is what a procTable holds: background processes or terminal
+// sessions.
+type tableKind struct {
+	what       string // "process" or "terminal session", for messages
+	idPrefix   string
+	maxRunning int
+	keepExited int
+	tty        bool // sessions on a pseudo-terminal (see pty.go)
+}
+
+// processKind is the kind of the background process table.
+var processKind = tableKind{what: "process", idPrefix: "proc_", maxRunning: procMaxRunning, keepExited: procKeepExited}
+
+// procTable holds the background processes (or the terminal sessions) of
+// one Serve.
 type procTable struct {
 	log   *slog.Logger
 	sp    kernel.Spawner
 	drain time.Duration
 	ring  int
+	kind  tableKind
 
 	mu     sync.Mutex
 	closed bool
@@ -55,47 +69,39 @@ type procTable struct {
 	wg     sync.WaitGroup
 }
 
-func newProcTable(log *slog.Logger, sp kernel.Spawner, drain time.Duration) *procTable {
-	return &procTable{log: log, sp: sp, drain: drain, ring: procRingSize, procs: make(map[string]*bgProc)}
+func newProcTable(log *slog.Logger, sp kernel.Spawner, drain time.Duration, kind tableKind) *procTable {
+	return &procTable{log: log, sp: sp, drain: drain, ring: procRingSize, kind: kind, procs: make(map[string]*bgProc)}
 }
 
-// chunk is a piece of output.
-type chunk struct {
-	off    int64
-	stream string
-	data   []byte
-}
-
-// bgProc is one background process.
+// bgProc is one background process (or terminal session).
 type bgProc struct {
 	id        string
+	what      string
 	args      []string
 	cwd       string
 	startedAt time.Time
 	proc      *process
+	out       *outputRing
+	tty       *os.File // the terminal's master (nil for pipes)
 
 	stdinMu sync.Mutex
-	stdin   *os.File // nil once closed
+	stdin   *os.File // nil once closed; the master for a terminal
 
-	mu       sync.Mutex
-	chunks   []chunk // buffered output, in offset order
-	start    int64   // offset of chunks[0] (or end when empty)
-	end      int64   // offset after the last byte read
-	size     int     // bytes in chunks
-	exited   bool    // main process reaped
-	done     bool    // exited and output drained
-	code     int
-	exitedAt time.Time
-	changed  chan struct{} // closed and replaced on every change
+	mu         sync.Mutex
+	cols, rows int // terminal size
+	exited     bool
+	code       int
+	exitedAt   time.Time
 }
 
 // info describes p.
 func (p *bgProc) info() agentproto.ProcInfo {
+	start, end := p.out.bounds()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	in := agentproto.ProcInfo{
 		ID: p.id, Pid: p.proc.pid, Args: p.args, Cwd: p.cwd, Running: !p.exited,
-		StartedAt: p.startedAt.UnixMilli(), Start: p.start, End: p.end,
+		StartedAt: p.startedAt.UnixMilli(), Start: start, End: end, Cols: p.cols, Rows: p.rows,
 	}
 	if p.exited {
 		code := p.code
@@ -105,86 +111,64 @@ func (p *bgProc) info() agentproto.ProcInfo {
 	return in
 }
 
-// notifyLocked wakes the readers; p.mu is held.
-func (p *bgProc) notifyLocked() {
-	close(p.changed)
-	p.changed = make(chan struct{})
-}
-
-// add appends output read from stream, dropping the oldest chunks beyond
-// limit bytes.
-func (p *bgProc) add(stream string, data []byte, limit int) {
+// setExited records the main process's exit status.
+func (p *bgProc) setExited(ws syscall.WaitStatus) {
+	p.proc.reaped()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.chunks = append(p.chunks, chunk{off: p.end, stream: stream, data: data})
-	p.end += int64(len(data))
-	p.size += len(data)
-	for p.size > limit && len(p.chunks) > 0 {
-		c := p.chunks[0]
-		over := p.size - limit
-		if over < len(c.data) {
-			// Keep the chunk's tail, from a character boundary.
-			for over < len(c.data) && !utf8.RuneStart(c.data[over]) && over-(p.size-limit) < utf8.UTFMax-1 {
-				over++
-			}
-			p.chunks[0] = chunk{off: c.off + int64(over), stream: c.stream, data: c.data[over:]}
-			p.size -= over
-			break
-		}
-		p.chunks[0] = chunk{}
-		p.chunks = p.chunks[1:]
-		p.size -= len(c.data)
-	}
-	if len(p.chunks) > 0 {
-		p.start = p.chunks[0].off
-	} else {
-		p.start = p.end
-	}
-	p.notifyLocked()
-}
-
-// since returns the buffered chunks from offset, the bytes lost before
-// them, whether the output is complete and a channel closed on change.
-func (p *bgProc) since(offset int64) (out []chunk, lost, next int64, done bool, changed <-chan struct{}) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if offset < p.start {
-		lost = p.start - offset
-		offset = p.start
-	}
-	for _, c := range p.chunks {
-		cend := c.off + int64(len(c.data))
-		if cend <= offset {
-			continue
-		}
-		if c.off < offset {
-			c = chunk{off: offset, stream: c.stream, data: c.data[offset-c.off:]}
-		}
-		out = append(out, c)
-	}
-	next = max(offset, p.end)
-	return out, lost, next, p.done, p.changed
+	p.exited, p.code, p.exitedAt = true, exitCode(ws), time.Now()
+	p.mu.Unlock()
+	p.out.notify()
 }
 
 // newProcID returns a random process id.
-func newProcID() string {
+// newProcID returns a random id with prefix.
+func newProcID(prefix string) string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return "proc_" + hex.EncodeToString(b[:])
+	return prefix + hex.EncodeToString(b[:])
 }
 
-// checkProcRequest validates a proc op's payload. Errors wrap
+// procOp maps a pty op onto the proc op that serves it (pty.create is
+// proc.start, pty.input proc.stdin, ...); pty.resize stays itself.
+func procOp(op string) string {
+	switch op {
+	case agentproto.OpPTYCreate:
+		return agentproto.OpProcStart
+	case agentproto.OpPTYList:
+		return agentproto.OpProcList
+	case agentproto.OpPTYOutput:
+		return agentproto.OpProcOutput
+	case agentproto.OpPTYInput:
+		return agentproto.OpProcStdin
+	case agentproto.OpPTYSignal:
+		return agentproto.OpProcSignal
+	case agentproto.OpPTYKill:
+		return agentproto.OpProcKill
+	}
+	return op
+}
+
+// checkProcRequest validates a proc (or pty) op's payload. Errors wrap
 // errdefs.ErrInvalidArgument and name the field.
 func checkProcRequest(req agentproto.Request) error {
-	if req.Op == agentproto.OpProcList {
+	op := procOp(req.Op)
+	if op == agentproto.OpProcList {
 		return nil
 	}
 	if req.Proc == nil {
 		return fmt.Errorf("proc: missing for op %q: %w", req.Op, errdefs.ErrInvalidArgument)
 	}
 	p := req.Proc
-	switch req.Op {
+	switch op {
 	case agentproto.OpProcStart:
+		if req.Op == agentproto.OpPTYCreate {
+			if err := checkTermSize(p.Cols, p.Rows, true); err != nil {
+				return err
+			}
+			if len(p.Args) == 0 {
+				return nil // the default shell
+			}
+		}
 		return validateExec(&agentproto.ExecRequest{Args: p.Args, Env: p.Env, Cwd: p.Cwd})
 	case agentproto.OpProcOutput:
 		if p.Offset < 0 {
@@ -192,6 +176,14 @@ func checkProcRequest(req agentproto.Request) error {
 		}
 	case agentproto.OpProcSignal:
 		if _, err := parseSignal(p.Signal); err != nil {
+			return err
+		}
+	case agentproto.OpProcStdin:
+		if req.Op == agentproto.OpPTYInput && p.Close {
+			return fmt.Errorf("proc.close: a terminal has no stdin to close (send \"\\x04\", Ctrl-D): %w", errdefs.ErrInvalidArgument)
+		}
+	case agentproto.OpPTYResize:
+		if err := checkTermSize(p.Cols, p.Rows, false); err != nil {
 			return err
 		}
 	}
@@ -229,7 +221,7 @@ func (t *procTable) get(id string) (*bgProc, error) {
 	defer t.mu.Unlock()
 	p, ok := t.procs[id]
 	if !ok {
-		return nil, fmt.Errorf("process %q not found: %w", id, errdefs.ErrNotFound)
+		return nil, fmt.Errorf("%s %q not found: %w", t.kind.what, id, errdefs.ErrNotFound)
 	}
 	return p, nil
 }
@@ -246,9 +238,13 @@ func (t *procTable) list() []agentproto.ProcInfo {
 	return out
 }
 
-// start spawns a background process.
+// start spawns a background process (or a terminal session).
 func (t *procTable) start(a *Agent, req *agentproto.ProcRequest) (agentproto.ProcInfo, error) {
-	cmd, err := a.resolve(&agentproto.ExecRequest{Args: req.Args, Env: req.Env, Cwd: req.Cwd})
+	args := req.Args
+	if t.kind.tty && len(args) == 0 {
+		args = defaultShell()
+	}
+	cmd, err := a.resolve(&agentproto.ExecRequest{Args: args, Env: req.Env, Cwd: req.Cwd})
 	if err != nil {
 		return agentproto.ProcInfo{}, err
 	}
@@ -263,19 +259,50 @@ func (t *procTable) start(a *Agent, req *agentproto.ProcRequest) (agentproto.Pro
 			running++
 		}
 	}
-	if running >= procMaxRunning {
+	if running >= t.kind.maxRunning {
+		if t.kind.tty {
+			return agentproto.ProcInfo{}, fmt.Errorf("too many terminal sessions: %d run in this sandbox, the most allowed; kill one first: %w", running, errdefs.ErrConflict)
+		}
 		return agentproto.ProcInfo{}, fmt.Errorf("too many background processes (%d running): %w", running, errdefs.ErrUnavailable)
 	}
+	p := &bgProc{
+		id: newProcID(t.kind.idPrefix), what: t.kind.what, args: args, cwd: cmd.dir,
+		out: newOutputRing(t.ring),
+	}
+	var collect func()
+	if t.kind.tty {
+		collect, err = t.spawnTTY(p, cmd, req.Cols, req.Rows)
+	} else {
+		collect, err = t.spawnPipes(p, cmd)
+	}
+	if err != nil {
+		return agentproto.ProcInfo{}, spawnError(args[0], err)
+	}
+	p.startedAt = time.Now()
+	t.procs[p.id] = p
+	t.order = append(t.order, p)
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		collect()
+	}()
+	t.log.Debug(t.kind.what+" started", "id", p.id, "pid", p.proc.pid, "path", cmd.path)
+	return p.info(), nil
+}
 
+// spawnPipes starts cmd in its own process group with pipes for stdin,
+// stdout and stderr, and returns the function that collects its output
+// and exit status.
+func (t *procTable) spawnPipes(p *bgProc, cmd command) (func(), error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
-		return agentproto.ProcInfo{}, spawnError(req.Args[0], err)
+		return nil, err
 	}
 	std, err := openStdio()
 	if err != nil {
 		inR.Close()
 		inW.Close()
-		return agentproto.ProcInfo{}, spawnError(req.Args[0], err)
+		return nil, err
 	}
 	std.devNull.Close()
 	std.devNull = inR
@@ -290,78 +317,46 @@ func (t *procTable) start(a *Agent, req *agentproto.ProcRequest) (agentproto.Pro
 	if err != nil {
 		std.closeAgent()
 		inW.Close()
-		return agentproto.ProcInfo{}, spawnError(req.Args[0], err)
+		return nil, err
 	}
-	p := &bgProc{
-		id: newProcID(), args: req.Args, cwd: cmd.dir, startedAt: time.Now(),
-		proc: &process{pid: pid}, stdin: inW, changed: make(chan struct{}),
-	}
-	t.procs[p.id] = p
-	t.order = append(t.order, p)
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		t.run(p, std, status)
-	}()
-	t.log.Debug("background process started", "id", p.id, "pid", pid, "path", cmd.path)
-	return p.info(), nil
+	p.proc, p.stdin = &process{pid: pid}, inW
+	return func() { t.run(p, std, status) }, nil
 }
 
 // run collects p's output and exit status.
 func (t *procTable) run(p *bgProc, std *stdio, status <-chan syscall.WaitStatus) {
 	defer std.closeAgent()
 	var readers sync.WaitGroup
-	read := func(f *os.File, stream string) {
-		defer readers.Done()
-		r := newPipeReader(f)
-		var carry []byte
-		for {
-			buf := make([]byte, procChunk+utf8.UTFMax)
-			n := copy(buf, carry)
-			m, err := r.Read(buf[n : n+procChunk])
-			n += m
-			carry = nil
-			if err == nil {
-				// Keep an incomplete UTF-8 sequence at the end for the
-				// next chunk, so that text is not split mid-character.
-				k := incompleteTail(buf[:n])
-				carry = append(carry, buf[n-k:n]...)
-				n -= k
-			}
-			if n > 0 {
-				p.add(stream, buf[:n:n], t.ring)
-			}
-			if err != nil {
-				return
-			}
-		}
-	}
 	readers.Add(2)
-	go read(std.outR, agentproto.StreamStdout)
-	go read(std.errR, agentproto.StreamStderr)
+	go func() {
+		defer readers.Done()
+		p.out.readFrom(std.outR, agentproto.StreamStdout)
+	}()
+	go func() {
+		defer readers.Done()
+		p.out.readFrom(std.errR, agentproto.StreamStderr)
+	}()
 
 	ws := <-status
-	p.proc.reaped()
-	p.mu.Lock()
-	p.exited, p.code, p.exitedAt = true, exitCode(ws), time.Now()
-	p.notifyLocked()
-	p.mu.Unlock()
+	p.setExited(ws)
 	p.closeStdin()
 	// A child of the process may hold the pipes open: read what is there.
 	deadline := time.Now().Add(t.drain)
 	_ = std.outR.SetReadDeadline(deadline)
 	_ = std.errR.SetReadDeadline(deadline)
 	readers.Wait()
-	// Before done: a client that saw the end sees the table trimmed.
-	t.forget()
-	p.mu.Lock()
-	p.done = true
-	p.notifyLocked()
-	p.mu.Unlock()
-	t.log.Debug("background process exited", "id", p.id, "pid", p.proc.pid, "code", exitCode(ws))
+	t.finish(p, ws)
 }
 
-// forget drops the oldest exited processes beyond procKeepExited.
+// finish marks p's output complete once it was read.
+func (t *procTable) finish(p *bgProc, ws syscall.WaitStatus) {
+	// Before done: a client that saw the end sees the table trimmed.
+	t.forget()
+	p.out.finish()
+	t.log.Debug(t.kind.what+" exited", "id", p.id, "pid", p.proc.pid, "code", exitCode(ws))
+}
+
+// forget drops the oldest exited processes beyond the kind's keepExited.
 func (t *procTable) forget() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -371,12 +366,12 @@ func (t *procTable) forget() {
 			exited++
 		}
 	}
-	if exited <= procKeepExited {
+	if exited <= t.kind.keepExited {
 		return
 	}
 	kept := t.order[:0]
 	for _, p := range t.order {
-		if exited > procKeepExited && !p.proc.alive() {
+		if exited > t.kind.keepExited && !p.proc.alive() {
 			exited--
 			delete(t.procs, p.id)
 			continue
@@ -394,17 +389,38 @@ func (p *process) alive() bool {
 	return !p.exited
 }
 
-// signal sends sig to the process group while the main process runs.
+// signal sends sig to the process group (a terminal's foreground process
+// group) while the main process runs.
 func (p *bgProc) signal(sig syscall.Signal) error {
 	p.proc.mu.Lock()
 	defer p.proc.mu.Unlock()
 	if p.proc.exited {
-		return fmt.Errorf("process %q has exited: %w", p.id, errdefs.ErrConflict)
+		return fmt.Errorf("%s %q has exited: %w", p.what, p.id, errdefs.ErrConflict)
 	}
-	if err := syscall.Kill(-p.proc.pid, sig); err != nil {
-		return fmt.Errorf("signal process %q: %v: %w", p.id, err, errdefs.ErrInternal)
+	pgid := p.proc.pid
+	if p.tty != nil {
+		if fg, err := foreground(p.tty); err == nil && fg > 0 {
+			pgid = fg
+		}
+	}
+	if err := syscall.Kill(-pgid, sig); err != nil {
+		return fmt.Errorf("signal %s %q: %v: %w", p.what, p.id, err, errdefs.ErrInternal)
 	}
 	return nil
+}
+
+// kill ends p: SIGKILL to its process group, or to every process of a
+// terminal's session.
+func (p *bgProc) kill() {
+	if p.tty == nil {
+		p.proc.kill()
+		return
+	}
+	p.proc.mu.Lock()
+	defer p.proc.mu.Unlock()
+	if !p.proc.exited {
+		killSession(p.proc.pid)
+	}
 }
 
 // closeStdin closes the stdin pipe if open.
@@ -421,9 +437,9 @@ func (p *bgProc) closeStdin() {
 func (p *bgProc) writeStdin(data []byte, close bool) error {
 	p.stdinMu.Lock()
 	defer p.stdinMu.Unlock()
-	if p.stdin == nil {
+	if p.stdin == nil || p.tty != nil && !p.proc.alive() {
 		if !p.proc.alive() {
-			return fmt.Errorf("process %q has exited: %w", p.id, errdefs.ErrConflict)
+			return fmt.Errorf("%s %q has exited: %w", p.what, p.id, errdefs.ErrConflict)
 		}
 		return fmt.Errorf("stdin of process %q is closed: %w", p.id, errdefs.ErrConflict)
 	}
@@ -432,11 +448,11 @@ func (p *bgProc) writeStdin(data []byte, close bool) error {
 		if _, err := p.stdin.Write(data); err != nil {
 			switch {
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				return fmt.Errorf("stdin of process %q: not read for %v: %w", p.id, stdinTimeout, errdefs.ErrTimeout)
-			case errors.Is(err, syscall.EPIPE):
-				return fmt.Errorf("stdin of process %q: the process closed it: %w", p.id, errdefs.ErrConflict)
+				return fmt.Errorf("input of %s %q: not read for %v: %w", p.what, p.id, stdinTimeout, errdefs.ErrTimeout)
+			case errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.EIO), errors.Is(err, os.ErrClosed):
+				return fmt.Errorf("input of %s %q: it closed its input: %w", p.what, p.id, errdefs.ErrConflict)
 			}
-			return fmt.Errorf("stdin of process %q: %v: %w", p.id, errnoText(err), errdefs.ErrInternal)
+			return fmt.Errorf("input of %s %q: %v: %w", p.what, p.id, errnoText(err), errdefs.ErrInternal)
 		}
 	}
 	if close {
@@ -446,20 +462,21 @@ func (p *bgProc) writeStdin(data []byte, close bool) error {
 	return nil
 }
 
-// close kills every process group, stops reading their output and waits
-// for the collectors. Run it while the spawner still reaps.
+// close kills every process group (and session), stops reading their
+// output and waits for the collectors. Run it while the spawner still
+// reaps.
 func (t *procTable) close() {
 	t.mu.Lock()
 	t.closed = true
 	procs := append([]*bgProc(nil), t.order...)
 	t.mu.Unlock()
 	for _, p := range procs {
-		p.proc.kill()
+		p.kill()
 	}
 	t.wg.Wait()
 }
 
-// serveProc answers one proc op on conn.
+// serveProc answers one proc (or pty) op on conn.
 func (a *Agent) serveProc(ctx context.Context, req agentproto.Request, br *bufio.Reader, conn net.Conn, t *procTable) {
 	w := newEventWriter(conn)
 	final := func(ev agentproto.Event, err error) {
@@ -471,11 +488,12 @@ func (a *Agent) serveProc(ctx context.Context, req agentproto.Request, br *bufio
 	procFinal := func(info agentproto.ProcInfo, err error) {
 		final(agentproto.Event{Type: agentproto.EventProc, Proc: &agentproto.ProcPayload{Info: &info}}, err)
 	}
-	if req.Op == agentproto.OpProcList {
+	op := procOp(req.Op)
+	if op == agentproto.OpProcList {
 		final(agentproto.Event{Type: agentproto.EventProcs, Proc: &agentproto.ProcPayload{List: t.list()}}, nil)
 		return
 	}
-	if req.Op == agentproto.OpProcStart {
+	if op == agentproto.OpProcStart {
 		procFinal(t.start(a, req.Proc))
 		return
 	}
@@ -484,15 +502,17 @@ func (a *Agent) serveProc(ctx context.Context, req agentproto.Request, br *bufio
 		final(agentproto.Event{}, err)
 		return
 	}
-	switch req.Op {
+	switch op {
 	case agentproto.OpProcStdin:
 		err := p.writeStdin(req.Proc.Data, req.Proc.Close)
 		procFinal(p.info(), err)
 	case agentproto.OpProcSignal:
 		sig, _ := parseSignal(req.Proc.Signal)
 		procFinal(p.info(), p.signal(sig))
+	case agentproto.OpPTYResize:
+		procFinal(p.info(), p.resize(req.Proc.Cols, req.Proc.Rows))
 	case agentproto.OpProcKill:
-		p.proc.kill()
+		p.kill()
 		procFinal(p.info(), nil)
 	case agentproto.OpProcOutput:
 		outCtx, cancel := context.WithCancel(ctx)
@@ -503,42 +523,13 @@ func (a *Agent) serveProc(ctx context.Context, req agentproto.Request, br *bufio
 			_, _ = io.Copy(io.Discard, br)
 			cancel()
 		}()
-		end, lost, err := streamOutput(outCtx, w, p, req.Proc.Offset, req.Proc.Follow)
+		end, lost, err := streamOutput(outCtx, w, p.out, req.Proc.Offset, req.Proc.Follow)
 		if err == nil && outCtx.Err() == nil {
 			info := p.info()
 			final(agentproto.Event{Type: agentproto.EventProc, Proc: &agentproto.ProcPayload{Info: &info, End: end, Lost: lost}}, nil)
 		}
 		conn.Close()
 		<-watchDone
-	}
-}
-
-// streamOutput writes p's output from offset as events, and with follow
-// waits for more until the output is complete. It returns the offset
-// after the last byte sent and the lost bytes not reported in an event.
-func streamOutput(ctx context.Context, w *eventWriter, p *bgProc, offset int64, follow bool) (end, lost int64, err error) {
-	for {
-		chunks, l, next, done, changed := p.since(offset)
-		// Bytes dropped before they could be sent (also while following a
-		// process that writes faster than the client reads) are reported
-		// with the next chunk.
-		lost += l
-		for i, c := range chunks {
-			pl := &agentproto.ProcPayload{Stream: c.stream, Data: c.data, Offset: c.off, Lost: lost}
-			lost = 0
-			if err := writeProcEvent(w, agentproto.Event{Type: agentproto.EventProcOutput, Proc: pl}, i == len(chunks)-1); err != nil {
-				return next, 0, err
-			}
-		}
-		offset = next
-		if !follow || done {
-			return offset, lost, nil
-		}
-		select {
-		case <-ctx.Done():
-			return offset, 0, ctx.Err()
-		case <-changed:
-		}
 	}
 }
 

@@ -64,6 +64,10 @@ type ProcRequest struct {
 	Close bool   `json:"close,omitempty"`
 	// Signal is a name ("SIGTERM", "TERM") or a number ("15") (signal).
 	Signal string `json:"signal,omitempty"`
+	// Cols and Rows are a terminal's size (pty.create, where 0 means
+	// 80x24, and pty.resize): 1-MaxTermSize each.
+	Cols int `json:"cols,omitempty"`
+	Rows int `json:"rows,omitempty"`
 }
 
 // ProcPayload is the payload of the proc events.
@@ -100,4 +104,7 @@ type ProcInfo struct {
 	// [Start, End) can still be read.
 	Start int64 `json:"start"`
 	End   int64 `json:"end"`
+	// Cols and Rows are the size of a terminal session's terminal.
+	Cols int `json:"cols,omitempty"`
+	Rows int `json:"rows,omitempty"`
 }
