@@ -61,6 +61,7 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("GET /v1/keys", h.authed(h.listKeys))
 	mux.Handle("DELETE /v1/keys/{key}", h.authed(h.revokeKey))
 	mux.Handle("/v1/sandboxes/{id}/ports/{port}/{path...}", h.authed(h.proxyPort))
+	mux.Handle("GET /v1/sandboxes/{id}/pty", h.authedKeyInQuery(h.ptySocket))
 
 	for path, allow := range map[string]string{
 		"/v1/health":                                "GET, HEAD",

@@ -22,6 +22,9 @@ type Process struct {
 	// bytes [OutputStart, OutputEnd) can still be read.
 	OutputStart int64 `json:"outputStart"`
 	OutputEnd   int64 `json:"outputEnd"`
+	// Cols and Rows are a terminal session's size (see CreatePTY).
+	Cols int `json:"cols,omitempty"`
+	Rows int `json:"rows,omitempty"`
 }
 
 // ProcessChunk is a piece of a background process's output. Offset is the
@@ -47,6 +50,7 @@ func processFrom(in agentproto.ProcInfo) Process {
 	p := Process{
 		ID: in.ID, Pid: in.Pid, Args: in.Args, Cwd: in.Cwd, Running: in.Running, ExitCode: in.ExitCode,
 		StartedAt: time.UnixMilli(in.StartedAt).UTC(), OutputStart: in.Start, OutputEnd: in.End,
+		Cols: in.Cols, Rows: in.Rows,
 	}
 	if p.Args == nil {
 		p.Args = []string{}
@@ -76,15 +80,19 @@ func (s *Service) StartProcess(ctx context.Context, tenant, id string, req Comma
 // ListProcesses lists a sandbox's background processes, oldest first
 // (exited ones until the agent forgets them).
 func (s *Service) ListProcesses(ctx context.Context, tenant, id string) ([]Process, error) {
+	return s.listProcs(ctx, tenant, id, (*agentclient.Client).ListProcesses)
+}
+
+func (s *Service) listProcs(ctx context.Context, tenant, id string, list func(*agentclient.Client, context.Context) ([]agentproto.ProcInfo, error)) ([]Process, error) {
 	if _, err := s.running(ctx, tenant, id); err != nil {
 		return nil, err
 	}
-	list, err := agentclient.New(s.dialer(id)).ListProcesses(ctx)
+	infos, err := list(agentclient.New(s.dialer(id)), ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Process, 0, len(list))
-	for _, in := range list {
+	out := make([]Process, 0, len(infos))
+	for _, in := range infos {
 		out = append(out, processFrom(in))
 	}
 	return out, nil
@@ -95,6 +103,13 @@ func (s *Service) ListProcesses(ctx context.Context, tenant, id string) ([]Proce
 // process has exited and all of its output was delivered; without, once
 // the buffered output was. Cancelling ctx only stops the reading.
 func (s *Service) ProcessOutput(ctx context.Context, tenant, id, procID string, offset int64, follow bool, onChunk func(ProcessChunk)) (ProcessOutputEnd, error) {
+	return s.procOutput(ctx, tenant, id, procID, offset, follow, onChunk, (*agentclient.Client).ProcessOutput)
+}
+
+// outputCall is agentclient's ProcessOutput or PTYOutput.
+type outputCall func(c *agentclient.Client, ctx context.Context, id string, offset int64, follow bool, onChunk func(agentproto.ProcPayload)) (agentproto.ProcPayload, error)
+
+func (s *Service) procOutput(ctx context.Context, tenant, id, procID string, offset int64, follow bool, onChunk func(ProcessChunk), call outputCall) (ProcessOutputEnd, error) {
 	if err := checkProcID(procID); err != nil {
 		return ProcessOutputEnd{}, err
 	}
@@ -106,7 +121,7 @@ func (s *Service) ProcessOutput(ctx context.Context, tenant, id, procID string, 
 	}
 	ctx, done := s.track(ctx, id)
 	defer done()
-	pl, err := agentclient.New(s.dialer(id)).ProcessOutput(ctx, procID, offset, follow, func(pl agentproto.ProcPayload) {
+	pl, err := call(agentclient.New(s.dialer(id)), ctx, procID, offset, follow, func(pl agentproto.ProcPayload) {
 		if onChunk != nil {
 			onChunk(ProcessChunk{Stream: pl.Stream, Data: string(pl.Data), Offset: pl.Offset, Lost: pl.Lost})
 		}

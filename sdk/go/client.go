@@ -146,6 +146,8 @@ type request struct {
 	contentLength int64
 	// accept is the Accept header (default application/json).
 	accept string
+	// header holds further request headers (a WebSocket upgrade's).
+	header http.Header
 	// kind and sandboxID pick the typed error of a failure.
 	kind      opKind
 	sandboxID string
@@ -322,6 +324,9 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*http.Respo
 	}
 	req.Header.Set("Accept", accept)
 	req.Header.Set("User-Agent", userAgent)
+	for k, v := range r.header {
+		req.Header[k] = v
+	}
 	if c.apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
@@ -334,7 +339,7 @@ func (c *Client) send(ctx context.Context, r *request, body []byte) (*http.Respo
 		return nil, connectionError(r.op(), err)
 	}
 	c.log.DebugContext(ctx, "sdbx: request", "op", r.op(), "status", resp.StatusCode, "duration", time.Since(start))
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 || resp.StatusCode == http.StatusSwitchingProtocols && r.header.Get("Upgrade") != "" {
 		return resp, nil
 	}
 	defer resp.Body.Close()

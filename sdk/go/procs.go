@@ -26,6 +26,9 @@ type Process struct {
 	// still buffers: bytes [OutputStart, OutputEnd) can be read.
 	OutputStart int64 `json:"outputStart"`
 	OutputEnd   int64 `json:"outputEnd"`
+	// Cols and Rows are a terminal session's size (see OpenPTY).
+	Cols int `json:"cols,omitempty"`
+	Rows int `json:"rows,omitempty"`
 }
 
 // ProcessChunk is a piece of a background process's output. Stdout and
