@@ -39,7 +39,7 @@ type cli struct {
 // false when verb is not one of them.
 func cliMain(verb string, args []string) (code int, ok bool) {
 	switch verb {
-	case "sandbox", "exec", "run", "key", "code", "files", "template":
+	case "sandbox", "exec", "run", "key", "code", "files", "template", "shell":
 	default:
 		return 0, false
 	}
@@ -71,6 +71,8 @@ func (c *cli) run(ctx context.Context, verb string, args []string) int {
 		code, err = c.files(ctx, args)
 	case "template":
 		code, err = c.template(ctx, args)
+	case "shell":
+		code, err = c.shell(ctx, args)
 	default:
 		err = usagef("unknown command %q", verb)
 	}

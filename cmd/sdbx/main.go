@@ -53,6 +53,7 @@ Sandboxes (talk to a server; --url/SDBX_URL, --api-key/SDBX_API_KEY):
   sandbox rm ID                 delete a sandbox
   exec ID -- CMD [ARGS...]      run a command, stream its output, exit with its code
   run --template ID -- CMD [ARGS...]   create a sandbox, run a command, delete it
+  shell ID [-- CMD [ARGS...]]   interactive terminal (bash -i) in a sandbox, exit with its code
 
 Code and files:
   code ID (CODE | -f FILE | -)  run code in a persistent interpreter, stream its output

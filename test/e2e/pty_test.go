@@ -15,8 +15,8 @@ import (
 	sdbx "github.com/sdbx/sdbx/sdk/go"
 )
 
-// term reads a PTY's output in the background.
-type term struct {
+// ptyTerm reads a PTY's output in the background.
+type ptyTerm struct {
 	t  *testing.T
 	p  *sdbx.PTY
 	mu sync.Mutex
@@ -28,8 +28,8 @@ type term struct {
 	err     error
 }
 
-func newTerm(t *testing.T, p *sdbx.PTY) *term {
-	tm := &term{t: t, p: p, changed: make(chan struct{}, 1), done: make(chan struct{})}
+func newPTYTerm(t *testing.T, p *sdbx.PTY) *ptyTerm {
+	tm := &ptyTerm{t: t, p: p, changed: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		defer close(tm.done)
 		buf := make([]byte, 4096)
@@ -54,7 +54,7 @@ func newTerm(t *testing.T, p *sdbx.PTY) *term {
 }
 
 // waitFor waits until the output after the last match matches re.
-func (tm *term) waitFor(re *regexp.Regexp) []string {
+func (tm *ptyTerm) waitFor(re *regexp.Regexp) []string {
 	tm.t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {
@@ -79,7 +79,7 @@ func (tm *term) waitFor(re *regexp.Regexp) []string {
 	}
 }
 
-func (tm *term) write(s string) {
+func (tm *ptyTerm) write(s string) {
 	tm.t.Helper()
 	if _, err := tm.p.Write([]byte(s)); err != nil {
 		tm.t.Fatalf("Write(%q): %v", s, err)
@@ -110,7 +110,7 @@ func TestPTYShell(t *testing.T) {
 	if p.ID == "" || p.Process.Cols != 100 || p.Process.Rows != 30 || !p.Process.Running {
 		t.Fatalf("PTY = %+v", p.Process)
 	}
-	tm := newTerm(t, p)
+	tm := newPTYTerm(t, p)
 	tm.write("echo $((6*7))\n")
 	tm.waitFor(regexp.MustCompile(`[\r\n]42\r?\n`))
 	tm.write("tty\n")
@@ -168,7 +168,7 @@ func TestPTYExitCodeAndReattach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm := newTerm(t, p)
+	tm := newPTYTerm(t, p)
 	tm.write("exit 3\n")
 	<-tm.done
 	if !errors.Is(tm.err, io.EOF) {
@@ -183,7 +183,7 @@ func TestPTYExitCodeAndReattach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm = newTerm(t, p)
+	tm = newPTYTerm(t, p)
 	tm.write("one\n")
 	tm.waitFor(regexp.MustCompile(`got-one`))
 	off := p.Offset()
@@ -196,7 +196,7 @@ func TestPTYExitCodeAndReattach(t *testing.T) {
 	if err != nil {
 		t.Fatalf("re-attach: %v", err)
 	}
-	tm2 := newTerm(t, p2)
+	tm2 := newPTYTerm(t, p2)
 	tm2.waitFor(regexp.MustCompile(`later-6`))
 	tm2.mu.Lock()
 	if strings.Contains(tm2.b.String(), "got-one") {
@@ -208,7 +208,7 @@ func TestPTYExitCodeAndReattach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tm3 := newTerm(t, p3)
+	tm3 := newPTYTerm(t, p3)
 	tm3.waitFor(regexp.MustCompile(`got-one[\s\S]*later-6`))
 	tm2.write("9\n")
 	if code, err := p2.Wait(); err != nil || code != 9 {
