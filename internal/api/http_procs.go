@@ -142,17 +142,9 @@ func (h *Handler) writeProcessStdin(w http.ResponseWriter, r *http.Request, p au
 		h.writeError(w, r, id, err)
 		return
 	}
-	data := []byte(body.Data)
-	switch body.Encoding {
-	case "", "utf8", "utf-8":
-	case "base64":
-		var err error
-		if data, err = base64.StdEncoding.DecodeString(body.Data); err != nil {
-			h.writeError(w, r, id, invalidf("data: not valid base64"))
-			return
-		}
-	default:
-		h.writeError(w, r, id, invalidf("encoding: want utf8 or base64, got %q", body.Encoding))
+	data, err := decodeInput(body.Data, body.Encoding)
+	if err != nil {
+		h.writeError(w, r, id, err)
 		return
 	}
 	proc, err := h.svc.WriteStdin(r.Context(), p.Tenant, id, r.PathValue("pid"), data, body.Close)
@@ -186,4 +178,20 @@ func (h *Handler) killProcess(w http.ResponseWriter, r *http.Request, p auth.Pri
 		return
 	}
 	writeJSON(w, http.StatusOK, proc)
+}
+
+// decodeInput decodes the data of a stdin or terminal input: encoding is
+// utf8 (the default) or base64.
+func decodeInput(data, encoding string) ([]byte, error) {
+	switch encoding {
+	case "", "utf8", "utf-8":
+		return []byte(data), nil
+	case "base64":
+		b, err := base64.StdEncoding.DecodeString(data)
+		if err != nil {
+			return nil, invalidf("data: not valid base64")
+		}
+		return b, nil
+	}
+	return nil, invalidf("encoding: want utf8 or base64, got %q", encoding)
 }

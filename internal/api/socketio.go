@@ -145,8 +145,9 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	streams map[string]bool // streamIds of commands in flight
+	mu       sync.Mutex
+	streams  map[string]bool               // streamIds of commands in flight
+	attached map[string]*follower // output followers (socketio_procs.go)
 }
 
 func (s *socketServer) onConnection(args ...any) {
@@ -210,6 +211,22 @@ func (sess *session) operations() map[string]operation {
 		"file:mkdir":      sess.makeDir,
 		"file:move":       sess.moveFile,
 		"file:exists":     sess.fileExists,
+		"process:start":   sess.startProcess,
+		"process:list":    sess.listProcesses,
+		"process:read":    sess.readProcess,
+		"process:attach":  sess.attachProcess,
+		"process:detach":  sess.detachProcess,
+		"process:stdin":   sess.processStdin,
+		"process:signal":  sess.signalProcess,
+		"process:kill":    sess.killProcess,
+		"pty:create":      sess.createPTY,
+		"pty:list":        sess.listPTYs,
+		"pty:attach":      sess.attachPTY,
+		"pty:detach":      sess.detachPTY,
+		"pty:input":       sess.ptyInput,
+		"pty:resize":      sess.resizePTY,
+		"pty:signal":      sess.signalPTY,
+		"pty:kill":        sess.killPTY,
 	}
 }
 
