@@ -55,6 +55,7 @@ type outputEvent struct {
 	Stream    string `json:"stream,omitempty"`
 	Data      string `json:"data"`
 	Offset    int64  `json:"offset"`
+	End       int64  `json:"end"` // offset after the chunk (data is text: count bytes here)
 	Lost      int64  `json:"lost,omitempty"`
 }
 
@@ -171,7 +172,7 @@ func (sess *session) push(ctx context.Context, event string, payload any) {
 // pushes prefix+":output" events, then prefix+":exit" (or prefix+":error").
 func (sess *session) pushOutput(ctx context.Context, prefix string, ids exitEvent, read func(ctx context.Context, onChunk func(sandbox.ProcessChunk)) (sandbox.ProcessOutputEnd, error)) {
 	end, err := read(ctx, func(c sandbox.ProcessChunk) {
-		ev := outputEvent{ProcessID: ids.ProcessID, PtyID: ids.PtyID, Data: c.Data, Offset: c.Offset, Lost: c.Lost}
+		ev := outputEvent{ProcessID: ids.ProcessID, PtyID: ids.PtyID, Data: c.Data, Offset: c.Offset, End: c.Offset + int64(len(c.Data)), Lost: c.Lost}
 		if prefix == "process" {
 			ev.Stream = c.Stream
 		}

@@ -3,6 +3,7 @@ import { dedent } from './code.js';
 import { SandboxError, SandboxSDKError, ValidationError } from './errors.js';
 import { LOG_LEVELS, Logger } from './logger.js';
 import { Metrics } from './metrics.js';
+import { Processes } from './processes.js';
 import { Transport, type StreamHandlers } from './transport.js';
 import type {
   BatchExecutionJob,
@@ -19,6 +20,14 @@ import type {
   FileOperationOptions,
   LogLevel,
   MetricsData,
+  OnOutputOptions,
+  OutputSubscription,
+  ProcessInfo,
+  ProcessOutput,
+  ProcessOutputChunk,
+  StartProcessOptions,
+  Terminal,
+  TerminalOptions,
   RunCodeOptions,
   SandboxConfig,
   SandboxCreationResponse,
@@ -85,6 +94,7 @@ const TEMPLATE_KEYS = [
 ] as const;
 const CALLBACK_KEYS = ['onStdout', 'onStderr', 'onResult', 'onError'] as const;
 const RUN_OPTION_KEYS = ['timeoutMs', 'envs', 'language', 'context', 'cwd', ...CALLBACK_KEYS] as const;
+const TERMINAL_RUN_KEYS = [...RUN_OPTION_KEYS, 'background'] as const;
 const BATCH_OPTION_KEYS = [...RUN_OPTION_KEYS, 'concurrency'] as const;
 const FILE_KEYS = ['sandboxId', 'path', 'encoding', 'createParents', 'recursive'] as const;
 const CONTEXT_KEYS = ['sandboxId', 'language', 'cwd', 'envs'] as const;
@@ -102,6 +112,7 @@ export class SandboxSDK {
   private readonly transport: Transport;
   private metricsTimer: ReturnType<typeof setInterval> | undefined;
   private readonly serverUrl: string;
+  private readonly procs: Processes;
 
   constructor(config: SandboxSDKConfig) {
     const c = v.object(config, 'config', CONFIG_KEYS);
@@ -131,6 +142,7 @@ export class SandboxSDK {
       logger: this.logger,
       metrics: this.metrics,
     });
+    this.procs = new Processes(this.transport, this.timeout);
     if (enableMetrics) {
       this.metricsTimer = setInterval(() => {
         const m = this.metrics.snapshot();
@@ -318,9 +330,31 @@ export class SandboxSDK {
    * runTerminal runs a shell command (through bash -c) and resolves with its
    * stdout, lines joined with "\n". A non-zero exit is not an error; use
    * runCommand for the exit code and stderr.
+   *
+   * With `background: true` it resolves at once with the started
+   * process (id, pid): the command runs on in the sandbox after the call
+   * and after the client disconnects; follow it with onOutput,
+   * getProcessOutput, sendInput and killProcess.
    */
-  async runTerminal(sandboxId: string, command: string, opts?: RunCodeOptions): Promise<string> {
-    const res = await this.runCommand(sandboxId, v.requiredString(command, 'command'), opts);
+  runTerminal(sandboxId: string, command: string, opts: StartProcessOptions & { background: true }): Promise<ProcessInfo>;
+  runTerminal(sandboxId: string, command: string, opts?: RunCodeOptions & { background?: false }): Promise<string>;
+  async runTerminal(
+    sandboxId: string,
+    command: string,
+    opts?: (RunCodeOptions | StartProcessOptions) & { background?: boolean },
+  ): Promise<string | ProcessInfo> {
+    const o = v.optionalObject(opts, 'options', TERMINAL_RUN_KEYS) ?? {};
+    const background = v.optionalBoolean(o.background, 'options.background');
+    const { background: _drop, ...rest } = o;
+    if (background) {
+      for (const k of ['timeoutMs', 'language', 'context', ...CALLBACK_KEYS] as const) {
+        if (rest[k] !== undefined) {
+          throw new ValidationError(`options.${k}`, `options.${k} does not apply to a background process (use onOutput for its output)`);
+        }
+      }
+      return this.procs.start(sandboxId, v.requiredString(command, 'command'), rest);
+    }
+    const res = await this.runCommand(sandboxId, v.requiredString(command, 'command'), rest as RunCodeOptions);
     return res.stdout.join('\n');
   }
 
@@ -365,6 +399,79 @@ export class SandboxSDK {
       durationMs: data?.durationMs ?? 0,
       truncated: data?.truncated ?? false,
     };
+  }
+
+  // -------------------------------------------------------------------------
+  // Background processes and terminals
+
+  /**
+   * startProcess starts a command (a string through bash -c, or an argv)
+   * in the background and resolves at once with the process (id, pid). It
+   * runs until it exits or is killed, whatever happens to this client.
+   */
+  async startProcess(sandboxId: string, command: string | string[], opts?: StartProcessOptions): Promise<ProcessInfo> {
+    return this.procs.start(sandboxId, command, opts);
+  }
+
+  /** listProcesses lists the sandbox's background processes, oldest first (the last 100 exited ones too). */
+  async listProcesses(sandboxId: string): Promise<ProcessInfo[]> {
+    return this.procs.list(sandboxId);
+  }
+
+  /**
+   * getProcessOutput resolves with the output the sandbox buffers for the
+   * process (its last 1 MiB) from options.offset (default 0), and whether
+   * it has exited. Pass the result's `end` as the next offset to read on.
+   */
+  async getProcessOutput(sandboxId: string, processId: string, opts?: { offset?: number }): Promise<ProcessOutput> {
+    return this.procs.output(sandboxId, processId, opts);
+  }
+
+  /**
+   * onOutput delivers the process's output from options.offset (default
+   * 0) to callback as it is written, then calls options.onExit. After a
+   * reconnection it re-attaches from the last offset delivered, so
+   * nothing is repeated or skipped (unless the sandbox's buffer moved on:
+   * the chunk then says how many bytes were `lost`). stop() ends the
+   * delivery, never the process.
+   */
+  async onOutput(
+    sandboxId: string,
+    processId: string,
+    callback: (chunk: ProcessOutputChunk) => void,
+    opts?: OnOutputOptions,
+  ): Promise<OutputSubscription> {
+    return this.procs.onOutput(sandboxId, processId, callback, opts);
+  }
+
+  /** sendInput writes data to the process's stdin; options.close closes stdin after it (EOF). */
+  async sendInput(sandboxId: string, processId: string, data: string | Uint8Array, opts?: { close?: boolean }): Promise<ProcessInfo> {
+    return this.procs.input(sandboxId, processId, data, opts);
+  }
+
+  /**
+   * killProcess kills the process's group (SIGKILL), or sends it signal
+   * ("SIGTERM", "TERM", "15") when given. Killing an exited process is
+   * not an error; signalling one is.
+   */
+  async killProcess(sandboxId: string, processId: string, signal?: string): Promise<ProcessInfo> {
+    return this.procs.kill(sandboxId, processId, signal);
+  }
+
+  /**
+   * createTerminal opens an interactive terminal (the sandbox's shell, or
+   * options.command) on a pseudo-terminal in the sandbox: onData gets what
+   * it shows, write() types into it. The session stays until its program
+   * exits (onExit) or kill(); detach() only stops the output, and
+   * attachTerminal(sandboxId, terminal.id, {offset}) resumes it.
+   */
+  async createTerminal(sandboxId: string, opts?: TerminalOptions): Promise<Terminal> {
+    return this.procs.createTerminal(sandboxId, opts);
+  }
+
+  /** attachTerminal re-attaches to a running terminal session from options.offset (default 0). */
+  async attachTerminal(sandboxId: string, terminalId: string, opts?: Pick<TerminalOptions, 'offset' | 'onData' | 'onExit'>): Promise<Terminal> {
+    return this.procs.attachTerminal(sandboxId, terminalId, opts);
   }
 
   // -------------------------------------------------------------------------

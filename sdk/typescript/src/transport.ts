@@ -119,6 +119,25 @@ export class Transport {
     return this.awaitConnected(timeoutMs);
   }
 
+  /**
+   * subscribe delivers every server-pushed event of this name to fn until
+   * the returned function is called.
+   */
+  subscribe(event: string, fn: (ev: unknown) => void): () => void {
+    this.socket.on(event, fn);
+    return () => {
+      this.socket.off(event, fn);
+    };
+  }
+
+  /** whenConnected calls fn on every (re)connection until the returned function is called. */
+  whenConnected(fn: () => void): () => void {
+    this.socket.on('connect', fn);
+    return () => {
+      this.socket.off('connect', fn);
+    };
+  }
+
   /** disconnect closes the connection and fails every call in flight. */
   disconnect(): void {
     this.closedByUser = true;

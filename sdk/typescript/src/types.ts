@@ -348,3 +348,120 @@ export interface MetricsData {
   /** When the snapshot was taken (Unix ms). */
   timestamp: number;
 }
+
+// ---------------------------------------------------------------------------
+// Background processes and terminals
+
+/** A background process (or a terminal session) of a sandbox. */
+export interface ProcessInfo {
+  /** The process's id in sdbx (e.g. "proc_3f9a0c1b2d4e5f60"; "pty_..." for a terminal). */
+  id: string;
+  /** Its pid inside the sandbox. */
+  pid: number;
+  args: string[];
+  cwd?: string;
+  running: boolean;
+  /** Set once it has exited: its exit status, or 128+signal. */
+  exitCode?: number;
+  startedAt: string;
+  exitedAt?: string;
+  /** Offsets of the output the sandbox still buffers: [outputStart, outputEnd). */
+  outputStart: number;
+  outputEnd: number;
+  /** A terminal's size. */
+  cols?: number;
+  rows?: number;
+}
+
+/** Options of startProcess (and runTerminal with background: true). */
+export interface StartProcessOptions {
+  envs?: Record<string, string | undefined>;
+  /** Working directory (absolute). */
+  cwd?: string;
+}
+
+/** A piece of a background process's output. */
+export interface ProcessOutputChunk {
+  processId: string;
+  stream: 'stdout' | 'stderr';
+  data: string;
+  /** Byte offset of data's first byte (stdout and stderr share one offset space). */
+  offset: number;
+  /** Byte offset after the chunk: where to resume. */
+  end: number;
+  /** Bytes before the chunk that the sandbox no longer buffered. */
+  lost?: number;
+}
+
+/** What getProcessOutput gives: the output buffered from an offset. */
+export interface ProcessOutput {
+  /** stdout and stderr as written, interleaved. */
+  output: string;
+  stdout: string;
+  stderr: string;
+  chunks: ProcessOutputChunk[];
+  /** Offset after the last byte: pass it as `offset` to read on. */
+  end: number;
+  lost: number;
+  exited: boolean;
+  exitCode?: number;
+  process: ProcessInfo;
+}
+
+/** How a process (or terminal) ended. */
+export interface ProcessExit {
+  exitCode: number;
+  /** Offset after the last byte of output. */
+  end: number;
+}
+
+/** Options of onOutput. */
+export interface OnOutputOptions {
+  /** First byte wanted (default 0: everything still buffered). */
+  offset?: number;
+  onExit?: (exit: ProcessExit) => void;
+}
+
+/** A live subscription to a process's output (onOutput, createTerminal). */
+export interface OutputSubscription {
+  /** Offset after the last byte delivered: where a new subscription resumes. */
+  readonly offset: number;
+  /** Stops the delivery (the process keeps running). */
+  stop(): Promise<void>;
+}
+
+/** Options of createTerminal and attachTerminal. */
+export interface TerminalOptions {
+  /** Terminal size, 1-1000 each (default 80x24). */
+  cols?: number;
+  rows?: number;
+  /** What runs: a shell command (through bash -c) or an argv; default the sandbox's shell (bash -i). */
+  command?: string | string[];
+  envs?: Record<string, string | undefined>;
+  cwd?: string;
+  /** attachTerminal: first byte wanted (default 0). */
+  offset?: number;
+  /** What the terminal shows, as it comes. */
+  onData?: (data: string) => void;
+  /** Called once when the terminal's program has exited. */
+  onExit?: (exit: ProcessExit) => void;
+}
+
+/** An open terminal session (createTerminal, attachTerminal). */
+export interface Terminal {
+  /** The session's id (attachTerminal re-attaches with it). */
+  readonly id: string;
+  readonly pid: number;
+  /** Offset after the last byte delivered to onData. */
+  readonly offset: number;
+  /** Types data into the terminal ("\x03" is Ctrl-C). */
+  write(data: string | Uint8Array): Promise<void>;
+  /** Sets the terminal's size (1-1000 each). */
+  resize(cols: number, rows: number): Promise<void>;
+  /** Sends a signal ("SIGINT", "TERM", "9") to the terminal's foreground job. */
+  signal(signal: string): Promise<void>;
+  /** Kills the session and every process it started. */
+  kill(): Promise<void>;
+  /** Stops delivering output; the session keeps running (attachTerminal resumes). */
+  detach(): Promise<void>;
+}
