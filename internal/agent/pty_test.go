@@ -144,3 +144,32 @@ func TestPTYExitCodeAndErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestPTYLimit(t *testing.T) {
+	c := startAgent(t, agent.ReapAll).client
+	ctx := context.Background()
+	req := agentproto.ProcRequest{Args: []string{"sleep", "100"}, Env: map[string]string{"PATH": testPath}}
+	for i := 0; i < agentproto.MaxPTYs; i++ {
+		if _, err := c.CreatePTY(ctx, req); err != nil {
+			t.Fatalf("session %d: %v", i+1, err)
+		}
+	}
+	_, err := c.CreatePTY(ctx, req)
+	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "too many terminal sessions") {
+		t.Fatalf("session %d: %v, want conflict (too many terminal sessions)", agentproto.MaxPTYs+1, err)
+	}
+	// Once one is killed, another may start.
+	list, err := c.ListPTYs(ctx)
+	if err != nil || len(list) != agentproto.MaxPTYs {
+		t.Fatalf("ListPTYs = %d sessions, %v", len(list), err)
+	}
+	if _, err := c.KillPTY(ctx, list[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PTYOutput(ctx, list[0].ID, 0, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreatePTY(ctx, req); err != nil {
+		t.Fatalf("after a kill: %v", err)
+	}
+}
