@@ -17,6 +17,7 @@ declare const sandboxId: string;
 declare const code: string;
 declare const logger: { error(msg: string, meta: unknown): void };
 declare const MAX_SANDBOXES: number;
+declare const xterm: { write(data: string): void };
 
 export const config: SandboxSDKConfig = {
   apiKey: 'your-api-key',
@@ -440,4 +441,32 @@ export async function bestPractices() {
     // Implement cleanup logic
   }
   return [sandbox, result];
+}
+
+export async function backgroundProcessesAndTerminals() {
+  const proc = await sdk.runTerminal(sandbox.id, 'python3 -m http.server 8000', { background: true });
+  console.log(proc.id, proc.pid);                      // 'proc_…', 42
+
+  const sub = await sdk.onOutput(sandbox.id, proc.id, (chunk) => {
+    process.stdout.write(chunk.data);                  // chunk.stream, chunk.offset, chunk.end
+  }, { offset: 0, onExit: ({ exitCode }) => console.log('exited', exitCode) });
+  // … later, or from another client after a reconnect:
+  const { output, end, exited } = await sdk.getProcessOutput(sandbox.id, proc.id, { offset: sub.offset });
+  await sdk.sendInput(sandbox.id, proc.id, 'some input\n');
+  await sdk.killProcess(sandbox.id, proc.id);          // or killProcess(id, procId, 'SIGTERM')
+
+  const term = await sdk.createTerminal(sandbox.id, {
+    cols: 120, rows: 40,
+    onData: (data) => xterm.write(data),
+    onExit: ({ exitCode }) => console.log('shell exited', exitCode),
+  });
+  await term.write('ls -la\n');   // keys typed; '\x03' is Ctrl-C
+  await term.resize(100, 30);
+  await term.detach();             // the shell keeps running…
+  const again = await sdk.attachTerminal(sandbox.id, term.id, { offset: term.offset, onData: (d) => xterm.write(d) });
+  await again.kill();              // ends the shell and everything it started
+
+  // Stays a blocking call that resolves with the stdout.
+  const stdout: string = await sdk.runTerminal(sandbox.id, 'node /workspace/server.js');
+  return [output, end, exited, stdout];
 }
