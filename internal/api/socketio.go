@@ -146,7 +146,7 @@ type session struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	streams  map[string]bool               // streamIds of commands in flight
+	streams  map[string]bool      // streamIds of commands in flight
 	attached map[string]*follower // output followers (socketio_procs.go)
 }
 
