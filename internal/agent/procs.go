@@ -162,7 +162,7 @@ func checkProcRequest(req agentproto.Request) error {
 	switch op {
 	case agentproto.OpProcStart:
 		if req.Op == agentproto.OpPTYCreate {
-			if err := checkTermSize(p.Cols, p.Rows, true); err != nil {
+			if err := agentproto.CheckTermSize(p.Cols, p.Rows, true); err != nil {
 				return err
 			}
 			if len(p.Args) == 0 {
@@ -183,7 +183,7 @@ func checkProcRequest(req agentproto.Request) error {
 			return fmt.Errorf("proc.close: a terminal has no stdin to close (send \"\\x04\", Ctrl-D): %w", errdefs.ErrInvalidArgument)
 		}
 	case agentproto.OpPTYResize:
-		if err := checkTermSize(p.Cols, p.Rows, false); err != nil {
+		if err := agentproto.CheckTermSize(p.Cols, p.Rows, false); err != nil {
 			return err
 		}
 	}

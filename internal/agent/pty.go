@@ -29,23 +29,6 @@ const (
 // ptyKind is the kind of the terminal session table.
 var ptyKind = tableKind{what: "terminal session", idPrefix: "pty_", maxRunning: agentproto.MaxPTYs, keepExited: ptyKeepExited, tty: true}
 
-// checkTermSize validates a terminal size; on create, 0 and 0 mean the
-// default.
-func checkTermSize(cols, rows int, create bool) error {
-	if create && cols == 0 && rows == 0 {
-		return nil
-	}
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"cols", cols}, {"rows", rows}} {
-		if f.v < 1 || f.v > agentproto.MaxTermSize {
-			return fmt.Errorf("proc.%s: must be 1-%d, got %d: %w", f.name, agentproto.MaxTermSize, f.v, errdefs.ErrInvalidArgument)
-		}
-	}
-	return nil
-}
-
 // defaultShell is the command of a session that names none: an
 // interactive bash, or sh where there is no bash.
 func defaultShell() []string {

@@ -1,5 +1,11 @@
 package agentproto
 
+import (
+	"fmt"
+
+	"github.com/sdbx/sdbx/internal/errdefs"
+)
+
 // Terminal sessions: a command (by default an interactive shell) on a
 // pseudo-terminal, in a session of its own with the terminal as its
 // controlling terminal. A session is kept by the agent like a background
@@ -44,3 +50,19 @@ const MaxTermSize = 1000
 
 // MaxPTYs bounds the terminal sessions running at once in a sandbox.
 const MaxPTYs = 16
+
+// CheckTermSize validates a terminal size: cols and rows 1-MaxTermSize
+// each, or (create) both 0 for the default 80x24. Errors wrap
+// errdefs.ErrInvalidArgument and name the field.
+func CheckTermSize(cols, rows int, create bool) error {
+	if create && cols == 0 && rows == 0 {
+		return nil
+	}
+	if cols < 1 || cols > MaxTermSize {
+		return fmt.Errorf("cols: must be 1-%d, got %d: %w", MaxTermSize, cols, errdefs.ErrInvalidArgument)
+	}
+	if rows < 1 || rows > MaxTermSize {
+		return fmt.Errorf("rows: must be 1-%d, got %d: %w", MaxTermSize, rows, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}

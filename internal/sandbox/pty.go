@@ -32,18 +32,9 @@ const MaxTermSize = agentproto.MaxTermSize
 const MaxPTYs = agentproto.MaxPTYs
 
 // CheckTermSize validates a terminal size (create: both 0 is the
-// default).
+// default); see agentproto.CheckTermSize.
 func CheckTermSize(cols, rows int, create bool) error {
-	if create && cols == 0 && rows == 0 {
-		return nil
-	}
-	if cols < 1 || cols > MaxTermSize {
-		return invalid("cols must be 1-%d, got %d", MaxTermSize, cols)
-	}
-	if rows < 1 || rows > MaxTermSize {
-		return invalid("rows must be 1-%d, got %d", MaxTermSize, rows)
-	}
-	return nil
+	return agentproto.CheckTermSize(cols, rows, create)
 }
 
 // CreatePTY starts a terminal session in a sandbox and returns at once.
