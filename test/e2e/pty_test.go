@@ -163,12 +163,17 @@ func TestPTYExitCodeAndReattach(t *testing.T) {
 	c := e.client(t)
 	sb := e.sandbox(t, sdbx.CreateSandboxOptions{})
 
-	// The exit code of the session's shell.
-	p, err := c.OpenPTY(t.Context(), sb.ID, sdbx.PTYOptions{})
+	// The exit code of the session's shell; the context of OpenPTY bounds
+	// only the handshake.
+	hctx, cancel := context.WithCancel(t.Context())
+	p, err := c.OpenPTY(hctx, sb.ID, sdbx.PTYOptions{})
+	cancel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	tm := newPTYTerm(t, p)
+	tm.write("echo ok=$((1+2))\n")
+	tm.waitFor(regexp.MustCompile(`ok=3`))
 	tm.write("exit 3\n")
 	<-tm.done
 	if !errors.Is(tm.err, io.EOF) {
