@@ -285,3 +285,31 @@ func TestPTYAuthAndBadInput(t *testing.T) {
 		}
 	}
 }
+
+func TestPTYSandboxDeleted(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.client(t)
+	sb := e.sandbox(t, sdbx.CreateSandboxOptions{})
+	p, err := c.OpenPTY(t.Context(), sb.ID, sdbx.PTYOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := newPTYTerm(t, p)
+	tm.write("echo up=$((3*3))\n")
+	tm.waitFor(regexp.MustCompile(`up=9`))
+	if err := c.DeleteSandbox(t.Context(), sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The connection ends (with the exit of the killed shell, or an
+	// error): nothing hangs.
+	<-tm.done
+	code, err := p.Wait()
+	t.Logf("after delete: Wait = %d, %v; Read ended with %v", code, err, tm.err)
+	if err == nil && code == 0 {
+		t.Errorf("Wait = 0, nil after the sandbox was deleted")
+	}
+	if _, err := c.OpenPTY(t.Context(), sb.ID, sdbx.PTYOptions{PTYID: p.ID}); !errors.Is(err, sdbx.ErrConflict) && !errors.Is(err, sdbx.ErrNotFound) {
+		t.Errorf("re-attach in a deleted sandbox: %v", err)
+	}
+}
