@@ -25,6 +25,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,6 +55,20 @@ type Config struct {
 	DefaultResources runtime.Resources
 	// Logger receives lifecycle events. Default: discard.
 	Logger *slog.Logger
+	// Network wires sandboxes whose Spec.Network lets them reach the
+	// outside (package network). Nil: only egress none is accepted.
+	Network Network
+}
+
+// Network connects a sandbox's network namespace to the host and enforces
+// its egress policy from the host side.
+type Network interface {
+	// Apply gives sandbox id, whose init is host process pid, policy n
+	// (normalized), replacing what it had; EgressNone removes its link. It
+	// returns the sandbox's nameserver, invalid for EgressNone.
+	Apply(ctx context.Context, id string, pid int, n runtime.Network) (netip.Addr, error)
+	// Release removes the sandbox's link and rules; nothing left is fine.
+	Release(ctx context.Context, id string) error
 }
 
 // Driver runs sandboxes on this machine. It needs root.
@@ -67,7 +82,10 @@ type Driver struct {
 	reapers sync.WaitGroup
 }
 
-var _ runtime.Driver = (*Driver)(nil)
+var (
+	_ runtime.Driver        = (*Driver)(nil)
+	_ runtime.NetworkSetter = (*Driver)(nil)
+)
 
 // stopTimeout bounds cleanup work done after the caller's context is gone.
 const stopTimeout = 30 * time.Second
@@ -135,6 +153,9 @@ func (d *Driver) layout(id string) layout { return layout(filepath.Join(d.cfg.St
 // Create implements runtime.Driver.
 func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
 	if err := validateSpec(spec); err != nil {
+		return err
+	}
+	if spec.Network, err = d.checkNetwork(spec.Network); err != nil {
 		return err
 	}
 	spec.Resources = withDefaults(spec.Resources, d.cfg.DefaultResources)
@@ -226,6 +247,9 @@ func (d *Driver) stop(ctx context.Context, id string) error {
 	if err := d.cg.Kill(ctx, id); err != nil {
 		return fmt.Errorf("sandbox %s: stop: %w", id, kindOf(ctx, err))
 	}
+	if err := d.releaseNetwork(ctx, id); err != nil {
+		return err
+	}
 	l := d.layout(id)
 	for _, f := range []string{l.socket(), l.pidFile()} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -252,6 +276,9 @@ func (d *Driver) destroy(ctx context.Context, id string) error {
 	}
 	if err := d.cg.Remove(ctx, id); err != nil {
 		return fmt.Errorf("sandbox %s: delete: %w", id, kindOf(ctx, err))
+	}
+	if err := d.releaseNetwork(ctx, id); err != nil {
+		return err
 	}
 	// Overlay work dirs hold mode-000 directories; root removes them all.
 	if err := os.RemoveAll(d.layout(id).dir()); err != nil {
