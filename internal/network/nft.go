@@ -2,8 +2,7 @@ package network
 
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
+		"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -209,12 +208,16 @@ func (m *Manager) removeRules(id, link string) error {
 		return err
 	}
 	t := m.tableRef()
+	chains, err := m.chains(c)
+	if err != nil {
+		return err
+	}
+	if len(chains) == 0 {
+		return nil // no table
+	}
 	links := m.linksSet(t)
 	elems, err := c.GetSetElements(links)
 	if err != nil {
-		if isNotExist(err) {
-			return nil // no table
-		}
 		return fmt.Errorf("list %s: %w", linksMap, err)
 	}
 	key := ifname(link)
@@ -225,12 +228,10 @@ func (m *Manager) removeRules(id, link string) error {
 			}
 		}
 	}
-	if _, err := c.ListChain(t, chainName(id)); err == nil {
+	if chains[chainName(id)] {
 		ch := &nftables.Chain{Name: chainName(id), Table: t}
 		c.FlushChain(ch)
 		c.DelChain(ch)
-	} else if !isNotExist(err) {
-		return fmt.Errorf("find chain: %w", err)
 	}
 	has, err := setExists(c, t, dnsSetName(id))
 	if err != nil {
@@ -240,6 +241,22 @@ func (m *Manager) removeRules(id, link string) error {
 		c.DelSet(&nftables.Set{Table: t, Name: dnsSetName(id)})
 	}
 	return c.Flush()
+}
+
+// chains returns the names of the chains of this server's table (none
+// when there is no table).
+func (m *Manager) chains(c *nftables.Conn) (map[string]bool, error) {
+	all, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return nil, fmt.Errorf("list chains: %w", err)
+	}
+	out := map[string]bool{}
+	for _, ch := range all {
+		if ch.Table.Name == m.table {
+			out[ch.Name] = true
+		}
+	}
+	return out, nil
 }
 
 // allowAddrs adds addresses to a sandbox's dns set for timeout seconds.
@@ -265,17 +282,17 @@ func (m *Manager) dropTableIfUnused() error {
 	if err != nil {
 		return err
 	}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return fmt.Errorf("list chains: %w", err)
+	chains, err := m.chains(c)
+	if err != nil || len(chains) == 0 {
+		return err
 	}
-	for _, ch := range chains {
-		if ch.Table.Name == m.table && strings.HasPrefix(ch.Name, "sb_") {
+	for name := range chains {
+		if strings.HasPrefix(name, "sb_") {
 			return nil
 		}
 	}
 	c.DelTable(m.tableRef())
-	if err := c.Flush(); err != nil && !isNotExist(err) {
+	if err := c.Flush(); err != nil {
 		return fmt.Errorf("delete table %s: %w", m.table, err)
 	}
 	return nil
@@ -304,18 +321,17 @@ func ifname(n string) []byte {
 }
 
 func setExists(c *nftables.Conn, t *nftables.Table, name string) (bool, error) {
-	_, err := c.GetSetByName(t, name)
-	if err == nil {
-		return true, nil
+	sets, err := c.GetSets(t)
+	if err != nil {
+		return false, fmt.Errorf("list sets: %w", err)
 	}
-	if isNotExist(err) {
-		return false, nil
+	for _, s := range sets {
+		if s.Name == name {
+			return true, nil
+		}
 	}
-	return false, fmt.Errorf("find set %s: %w", name, err)
+	return false, nil
 }
 
-// isNotExist reports whether err is netlink's ENOENT (no such table,
-// chain or set).
-func isNotExist(err error) bool { return errors.Is(err, unix.ENOENT) }
 
 func secondsDuration(s uint32) time.Duration { return time.Duration(s) * time.Second }

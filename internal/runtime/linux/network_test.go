@@ -2,6 +2,7 @@ package linux
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/sdbx/sdbx/internal/network"
 	"github.com/sdbx/sdbx/internal/runtime"
@@ -51,18 +53,12 @@ func newNetEnv(t *testing.T) (*testEnv, *network.Manager) {
 	return &testEnv{d: d, etc: runtimetest.MinimalEtc(t), data: data}, nm
 }
 
-// assertNoNetworkLeft fails when a link or the table of nm exists.
+// assertNoNetworkLeft fails when a link, a sandbox chain or the table of
+// nm exists.
 func assertNoNetworkLeft(t testing.TB, nm *network.Manager) {
 	t.Helper()
-	links, err := netlink.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prefix := nm.LinkName("x")[:5]
-	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, prefix) {
-			t.Errorf("link %s left on the host", l.Attrs().Name)
-		}
+	for _, left := range networkLeftovers(t, nm) {
+		t.Errorf("left behind: %s", left)
 	}
 	c, err := nftables.New()
 	if err != nil {
@@ -77,6 +73,45 @@ func assertNoNetworkLeft(t testing.TB, nm *network.Manager) {
 			t.Errorf("nftables table %s left", tb.Name)
 		}
 	}
+}
+
+// networkLeftovers lists nm's links on the host and its sandbox chains and
+// sets.
+func networkLeftovers(t testing.TB, nm *network.Manager) []string {
+	t.Helper()
+	var out []string
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := nm.LinkName("x")[:5]
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, prefix) {
+			out = append(out, "link "+l.Attrs().Name)
+		}
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name == nm.Table() && strings.HasPrefix(ch.Name, "sb_") {
+			out = append(out, "chain "+ch.Name)
+		}
+	}
+	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: nm.Table()}
+	if sets, err := c.GetSets(table); err == nil {
+		for _, s := range sets {
+			if strings.HasPrefix(s.Name, "dns_") {
+				out = append(out, "set "+s.Name)
+			}
+		}
+	}
+	return out
 }
 
 func netSpec(e *testEnv, id string, n runtime.Network) runtime.Spec {
@@ -95,13 +130,217 @@ func probe(t *testing.T, d runtime.Driver, id string, args ...string) string {
 	return strings.TrimSpace(res.Stdout + res.Stderr)
 }
 
-func TestNetworkInternet(t *testing.T) {
-	e, _ := newNetEnv(t)
-	id := runtimetest.NewID(t, "inet")
+// gateway returns the host-side address of sandbox id's link.
+func gateway(t *testing.T, nm *network.Manager, id string) netip.Addr {
+	t.Helper()
+	l, err := netlink.LinkByName(nm.LinkName(id))
+	if err != nil {
+		t.Fatalf("link of %s: %v", id, err)
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil || len(addrs) == 0 {
+		t.Fatalf("address of %s: %v %v", id, addrs, err)
+	}
+	a, _ := netip.AddrFromSlice(addrs[0].IP.To4())
+	return a
+}
+
+// hostAddrs returns the host's global IPv4 addresses (not loopback).
+func hostAddrs(t *testing.T) []netip.Addr {
+	t.Helper()
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		ip, _ := netip.AddrFromSlice(a.IP.To4())
+		if !ip.IsLoopback() && !strings.HasPrefix(a.Label, "s") {
+			out = append(out, ip)
+		}
+	}
+	return out
+}
+
+// wantDropped fails unless a probe's connect timed out: a dropped packet
+// times out, one that reached a host without a listener is refused.
+func wantDropped(t *testing.T, what, got string) {
+	t.Helper()
+	if !strings.Contains(got, "timed out") {
+		t.Errorf("connect to %s = %q; want a time-out (dropped)", what, got)
+	}
+}
+
+func TestNetworkPolicies(t *testing.T) {
+	e, nm := newNetEnv(t)
+	create := func(name string, n runtime.Network) string {
+		id := runtimetest.NewID(t, name)
+		if err := e.d.Create(t.Context(), netSpec(e, id, n)); err != nil {
+			t.Fatalf("Create(%s): %v", name, err)
+		}
+		return id
+	}
+	inet := create("inet", runtime.Network{Egress: runtime.EgressInternet})
+	other := create("other", runtime.Network{Egress: runtime.EgressInternet})
+	allow := create("allow", runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"registry.npmjs.org"}})
+	none := create("none", runtime.Network{Egress: runtime.EgressNone})
+	npm := "https://registry.npmjs.org/is-number"
+
+	t.Run("internet reaches the npm registry", func(t *testing.T) {
+		if got := probe(t, e.d, inet, "get", npm); got != "200" {
+			t.Errorf("GET %s = %q, want 200", npm, got)
+		}
+	})
+	t.Run("internet does not reach the host, private ranges, metadata or other sandboxes", func(t *testing.T) {
+		gw := gateway(t, nm, inet)
+		wantDropped(t, "the gateway's port 22", probe(t, e.d, inet, "connect", gw.String(), "22"))
+		for _, a := range hostAddrs(t) {
+			wantDropped(t, "host address "+a.String(), probe(t, e.d, inet, "connect", a.String(), "3000"))
+		}
+		// The host's resolver is in a private range: only the proxy may
+		// talk to it. Checked before the metadata address, so that a broken
+		// rule sends nothing beyond the resolver.
+		got := probe(t, e.d, inet, "connect", "10.255.255.53", "53")
+		wantDropped(t, "10.255.255.53", got)
+		if strings.Contains(got, "timed out") {
+			wantDropped(t, "169.254.169.254", probe(t, e.d, inet, "connect", "169.254.169.254", "80"))
+		}
+		peer := gateway(t, nm, other).Next()
+		wantDropped(t, "another sandbox", probe(t, e.d, inet, "connect", peer.String(), "8080"))
+	})
+	t.Run("allowlist", func(t *testing.T) {
+		// deb.debian.org's address, as the host resolves it: closed until
+		// the proxy resolved an allowed name to it (on some networks every
+		// registry shares one address).
+		ips, err := net.DefaultResolver.LookupNetIP(t.Context(), "ip4", "deb.debian.org")
+		if err != nil || len(ips) == 0 {
+			t.Fatalf("resolve deb.debian.org on the host: %v %v", ips, err)
+		}
+		wantDropped(t, "deb.debian.org by address", probe(t, e.d, allow, "connect", ips[0].String(), "443"))
+		if got := probe(t, e.d, allow, "resolve", "deb.debian.org"); !strings.HasPrefix(got, "ERR") {
+			t.Errorf("resolve deb.debian.org = %q; want refused", got)
+		}
+		if got := probe(t, e.d, allow, "get", npm); got != "200" {
+			t.Errorf("GET %s = %q, want 200", npm, got)
+		}
+	})
+	t.Run("none has loopback only", func(t *testing.T) {
+		if got := interfaces(t, e.d, none); got != "lo" {
+			t.Errorf("interfaces = %q, want lo", got)
+		}
+		if got := probe(t, e.d, none, "resolve", "registry.npmjs.org"); !strings.HasPrefix(got, "ERR") {
+			t.Errorf("resolve = %q; want an error", got)
+		}
+		if got := probe(t, e.d, none, "connect", "203.0.113.80", "443"); !strings.Contains(got, "unreachable") {
+			t.Errorf("connect = %q; want network unreachable", got)
+		}
+	})
+	t.Run("a spoofed source address is dropped", func(t *testing.T) {
+		// The sandbox can't forge packets (no CAP_NET_RAW), so the test
+		// gives its link a second address, as a sandbox with
+		// CAP_NET_ADMIN could: the address of another sandbox.
+		spoofed := gateway(t, nm, other).Next()
+		addSandboxAddr(t, e.d, inet, spoofed)
+		res, err := runtimetest.Exec(t.Context(), e.d, inet, nil, "python3", "-c",
+			"import socket\ns=socket.socket()\ns.settimeout(3)\ns.bind(('"+spoofed.String()+"',0))\n"+
+				"try:\n  s.connect(('registry.npmjs.org',443)); print('OK')\nexcept Exception as e: print('ERR', e)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDropped(t, "the registry from a spoofed address", res.Stdout)
+	})
+	t.Run("the sandbox cannot change its network", func(t *testing.T) {
+		for _, cmd := range []string{
+			"ip route replace default dev eth0",
+			"ip addr add 10.214.255.2/32 dev eth0",
+			"ip link set eth0 down",
+			"nft list ruleset",
+		} {
+			res, err := runtimetest.Exec(t.Context(), e.d, inet, nil, "sh", "-c", cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Code == 0 {
+				t.Errorf("%q succeeded inside the sandbox: %s", cmd, res.Stdout)
+			}
+		}
+		if got := probe(t, e.d, inet, "get", npm); got != "200" {
+			t.Errorf("after the attempts, GET = %q, want 200", got)
+		}
+	})
+}
+
+func TestNetworkSetNetwork(t *testing.T) {
+	e, nm := newNetEnv(t)
+	id := runtimetest.NewID(t, "set")
 	if err := e.d.Create(t.Context(), netSpec(e, id, runtime.Network{Egress: runtime.EgressInternet})); err != nil {
 		t.Fatal(err)
 	}
+	set := func(n runtime.Network) {
+		t.Helper()
+		if err := e.d.SetNetwork(t.Context(), id, n); err != nil {
+			t.Fatalf("SetNetwork(%+v): %v", n, err)
+		}
+	}
+	set(runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"*.debian.org"}})
+	if got := probe(t, e.d, id, "resolve", "registry.npmjs.org"); !strings.HasPrefix(got, "ERR") {
+		t.Errorf("allowlist: resolve registry.npmjs.org = %q; want refused", got)
+	}
+	set(runtime.Network{Egress: runtime.EgressNone})
+	if got := interfaces(t, e.d, id); got != "lo" {
+		t.Errorf("none: interfaces = %q, want lo", got)
+	}
+	if left := networkLeftovers(t, nm); len(left) != 0 {
+		t.Errorf("none: %v left", left)
+	}
+	set(runtime.Network{Egress: runtime.EgressInternet})
 	if got := probe(t, e.d, id, "get", "https://registry.npmjs.org/is-number"); got != "200" {
-		t.Errorf("GET registry.npmjs.org = %q, want 200", got)
+		t.Errorf("internet again: GET = %q, want 200", got)
+	}
+	// A restart keeps the policy.
+	if err := e.d.Stop(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if left := networkLeftovers(t, nm); len(left) != 0 {
+		t.Errorf("stopped: %v left", left)
+	}
+	if err := e.d.Start(t.Context(), id); err != nil {
+		t.Fatal(err)
+	}
+	if got := probe(t, e.d, id, "resolve", "registry.npmjs.org"); strings.HasPrefix(got, "ERR") {
+		t.Errorf("restarted: resolve = %q", got)
+	}
+}
+
+// interfaces lists the sandbox's network interfaces.
+func interfaces(t *testing.T, d *Driver, id string) string {
+	t.Helper()
+	out := runtimetest.MustExec(t, d, id, "python3", "-c", "import socket; print(' '.join(sorted(n for _, n in socket.if_nameindex())))")
+	return strings.TrimSpace(out)
+}
+
+// addSandboxAddr adds addr/32 to the sandbox's eth0 from the host.
+func addSandboxAddr(t *testing.T, d *Driver, id string, addr netip.Addr) {
+	t.Helper()
+	pid, err := readPid(d.layout(id).pidFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := netns.GetFromPid(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(32, 32)}}); err != nil {
+		t.Fatal(err)
 	}
 }
