@@ -114,7 +114,7 @@ func (b *builder) inSandbox(ctx context.Context, drv UpperDirReader, res buildRe
 	}
 	sid := "build-" + b.id
 	b.logf("starting build sandbox")
-	if err := c.cfg.Driver.Create(ctx, runtime.Spec{ID: sid, Overlays: overlays, Resources: c.cfg.BuildResources}); err != nil {
+	if err := c.cfg.Driver.Create(ctx, runtime.Spec{ID: sid, Overlays: overlays, Resources: c.cfg.BuildResources, Network: c.cfg.BuildNetwork}); err != nil {
 		return buildResult{}, fmt.Errorf("start build sandbox: %v", err)
 	}
 	defer func() {
