@@ -2,7 +2,7 @@ package network
 
 import (
 	"encoding/binary"
-		"fmt"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -332,6 +332,5 @@ func setExists(c *nftables.Conn, t *nftables.Table, name string) (bool, error) {
 	}
 	return false, nil
 }
-
 
 func secondsDuration(s uint32) time.Duration { return time.Duration(s) * time.Second }

@@ -132,8 +132,8 @@ func scanSandbox(r scanner) (sandbox.Sandbox, error) {
 	var (
 		sb                        sandbox.Sandbox
 		status, env, res, network string
-		created, updated int64
-		expires          sql.NullInt64
+		created, updated          int64
+		expires                   sql.NullInt64
 	)
 	if err := r.Scan(&sb.ID, &sb.Tenant, &sb.Name, &sb.TemplateID, &status, &env, &sb.Error, &created, &updated, &expires, &res, &network); err != nil {
 		return sb, err
