@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/sdbx/sdbx/internal/network"
+	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
+	sdbx "github.com/sdbx/sdbx/sdk/go"
+)
+
+// TestNetworkSurvivesRestart kills the server while sandboxes with egress
+// internet and allowlist run, restarts it and checks that the adopted
+// sandboxes keep their policies (the new server's DNS proxy answers them,
+// the allowlist still refuses other names), and that deleting them leaves
+// no link or nftables table behind.
+func TestNetworkSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	dir := filepath.Join(t.TempDir(), "data")
+	key := RandomKey()
+	start := func() (*Server, *sdbx.Client) {
+		srv, err := StartServer(t.Context(), ServerOptions{Bin: e.bin, DataDir: dir, APIKey: key, Args: []string{"--pool", "none"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := sdbx.New(sdbx.Config{ServerURL: srv.URL, APIKey: key, Timeout: 2 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv, c
+	}
+	srv, c := start()
+	inet, err := c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: "python-3-11"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	allow, err := c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: "python-3-11",
+		Network: sdbx.Network{Egress: sdbx.EgressAllowlist, Allow: []string{"registry.npmjs.org"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := func(c *sdbx.Client, id string, args ...string) string {
+		t.Helper()
+		res, err := c.RunCommand(t.Context(), id, sdbx.Command{Args: append([]string{"python3", "-c", runtimetest.NetProbe}, args...)})
+		if err != nil {
+			t.Fatalf("probe %v: %v", args, err)
+		}
+		return strings.Join(res.Stdout, "\n")
+	}
+	if got := probe(c, allow.ID, "resolve", "registry.npmjs.org"); strings.HasPrefix(got, "ERR") {
+		t.Fatalf("before the restart: resolve = %q", got)
+	}
+	srv.kill(t)
+
+	srv, c = start()
+	defer func() {
+		if err := srv.Stop(30 * time.Second); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+		tag := network.Tag(dir)
+		ifs, _ := net.Interfaces()
+		for _, i := range ifs {
+			if strings.HasPrefix(i.Name, "s"+tag[:4]) {
+				t.Errorf("link %s left after the sandboxes were deleted", i.Name)
+			}
+		}
+		conn, err := nftables.New()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables, _ := conn.ListTables()
+		for _, tb := range tables {
+			if tb.Name == "sdbx_"+tag {
+				t.Errorf("nftables table %s left after the server stopped", tb.Name)
+			}
+		}
+	}()
+	for _, sb := range []*sdbx.Sandbox{inet, allow} {
+		got, err := c.GetSandbox(t.Context(), sb.ID)
+		if err != nil || got.Status != sdbx.StatusReady || got.Network.Egress != sb.Network.Egress {
+			t.Fatalf("%s after restart: %+v, %v", sb.ID, got, err)
+		}
+	}
+	if got := probe(c, inet.ID, "get", "https://registry.npmjs.org/is-number"); got != "200" {
+		t.Errorf("internet after restart: GET = %q, want 200", got)
+	}
+	if got := probe(c, allow.ID, "resolve", "registry.npmjs.org"); strings.HasPrefix(got, "ERR") {
+		t.Errorf("allowlist after restart: resolve registry.npmjs.org = %q", got)
+	}
+	if got := probe(c, allow.ID, "resolve", "deb.debian.org"); !strings.HasPrefix(got, "ERR") {
+		t.Errorf("allowlist after restart: resolve deb.debian.org = %q; want refused", got)
+	}
+	for _, sb := range []*sdbx.Sandbox{inet, allow} {
+		if err := c.DeleteSandbox(t.Context(), sb.ID); err != nil {
+			t.Errorf("delete %s: %v", sb.ID, err)
+		}
+	}
+}
