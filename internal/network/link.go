@@ -9,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/sdbx/sdbx/internal/errdefs"
 )
@@ -139,7 +140,9 @@ func deleteLink(name string) error {
 		}
 		return fmt.Errorf("find link %s: %w", name, err)
 	}
-	if err := netlink.LinkDel(l); err != nil {
+	// The kernel removes a link by itself when the sandbox's namespace
+	// goes (asynchronously, after its last process died): gone is fine.
+	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete link %s: %w", name, err)
 	}
 	return nil

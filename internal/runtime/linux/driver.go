@@ -216,9 +216,12 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return nil
 	}
 	// Half-dead leftovers (an agent that lost its socket, a stray
-	// process) go before the new init starts.
+	// process, the old namespace's link) go before the new init starts.
 	if err := d.cg.Kill(ctx, id); err != nil {
 		return fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
+	}
+	if err := d.releaseNetwork(ctx, id); err != nil {
+		return err
 	}
 	// The cgroups may be gone (host reboot); Create is idempotent.
 	if err := d.cg.Create(ctx, id, spec.Resources); err != nil {

@@ -106,3 +106,26 @@ func BenchmarkCreateExecDelete(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
 }
+
+// BenchmarkCreateExecDeleteNetwork is BenchmarkCreateExecDelete per egress
+// policy: what a sandbox's link and rules add to its life.
+func BenchmarkCreateExecDeleteNetwork(b *testing.B) {
+	for _, egress := range []string{runtime.EgressNone, runtime.EgressInternet} {
+		b.Run(egress, func(b *testing.B) {
+			e, _ := newNetEnv(b)
+			for b.Loop() {
+				id := runtimetest.NewID(b, "bench")
+				spec := runtimetest.HostSpec(id, e.etc)
+				spec.Network.Egress = egress
+				if err := e.d.Create(b.Context(), spec); err != nil {
+					b.Fatal(err)
+				}
+				runtimetest.MustExec(b, e.d, id, "true")
+				if err := e.d.Delete(b.Context(), id); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+		})
+	}
+}

@@ -20,7 +20,7 @@ import (
 // newNetEnv is a testEnv whose driver has a network manager (own table,
 // links and addresses). Cleanup deletes the sandboxes and then checks that
 // no link or table of the manager is left.
-func newNetEnv(t *testing.T) (*testEnv, *network.Manager) {
+func newNetEnv(t testing.TB) (*testEnv, *network.Manager) {
 	t.Helper()
 	runtimetest.RequireRoot(t)
 	data := t.TempDir()
