@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,5 +103,43 @@ func TestNetworkSurvivesRestart(t *testing.T) {
 		if err := c.DeleteSandbox(t.Context(), sb.ID); err != nil {
 			t.Errorf("delete %s: %v", sb.ID, err)
 		}
+	}
+}
+
+// TestTemplateBuildReachesRegistry builds a template whose dependency is
+// downloaded from the npm registry: build sandboxes have egress internet.
+func TestTemplateBuildReachesRegistry(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	body := `{"name": "npm-dep-` + RandomKey()[:8] + `", "language": "javascript", "dependencies": ["is-number"]}`
+	r := e.do(t, http.MethodPost, "/v1/templates", "bearer", body, nil)
+	var tmpl struct{ ID, Status, Error string }
+	if err := json.Unmarshal(r.body, &tmpl); err != nil || r.status != http.StatusCreated {
+		t.Fatalf("create template: %d %s", r.status, r.body)
+	}
+	defer e.do(t, http.MethodDelete, "/v1/templates/"+tmpl.ID, "bearer", "", nil)
+	for tmpl.Status == "building" {
+		select {
+		case <-t.Context().Done():
+			t.Fatal("template still building")
+		case <-time.After(200 * time.Millisecond):
+		}
+		r = e.do(t, http.MethodGet, "/v1/templates/"+tmpl.ID, "bearer", "", nil)
+		if err := json.Unmarshal(r.body, &tmpl); err != nil {
+			t.Fatalf("get template: %d %s", r.status, r.body)
+		}
+	}
+	if tmpl.Status != "ready" {
+		t.Fatalf("template build: %s: %s", tmpl.Status, tmpl.Error)
+	}
+	c := e.client(t)
+	sb, err := c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: tmpl.ID, Network: sdbx.Network{Egress: sdbx.EgressNone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.DeleteSandbox(context.WithoutCancel(t.Context()), sb.ID)
+	res, err := c.RunCommand(t.Context(), sb.ID, sdbx.Command{Args: []string{"node", "-e", "console.log(require('is-number')(5))"}})
+	if err != nil || res.ExitCode != 0 || strings.Join(res.Stdout, "") != "true" {
+		t.Errorf("require('is-number') in the built template: %+v, %v", res, err)
 	}
 }
