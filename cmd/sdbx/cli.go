@@ -258,6 +258,9 @@ func writeStatus(w io.Writer, sb *sdbx.Sandbox) {
 	}
 	fmt.Fprintf(w, "id: %s\nname: %s\ntemplate: %s\nstatus: %s\ncreated: %s\nupdated: %s\nexpires: %s\n",
 		sb.ID, oneLine(sb.Name), sb.TemplateID, sb.Status, formatTime(sb.CreatedAt), formatTime(sb.UpdatedAt), expires)
+	if sb.Network.Egress != "" {
+		fmt.Fprintf(w, "network: %s\n", strings.Join(append([]string{sb.Network.Egress}, sb.Network.Allow...), " "))
+	}
 	for _, k := range slices.Sorted(maps.Keys(sb.EnvVars)) {
 		fmt.Fprintf(w, "env: %s=%s\n", k, oneLine(sb.EnvVars[k]))
 	}
