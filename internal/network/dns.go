@@ -278,7 +278,7 @@ func hostResolvers(path string) ([]netip.AddrPort, error) {
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == "nameserver" {
 			if a, err := netip.ParseAddr(f[1]); err == nil {
-				out = append(out, netip.AddrPortFrom(a.WithZone(""), 53))
+				out = append(out, netip.AddrPortFrom(a, 53))
 			}
 		}
 	}
