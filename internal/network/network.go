@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,10 +68,13 @@ type Manager struct {
 	mtu    int
 	dns    *dnsProxy
 
-	// mu serializes changes of links and rules and guards the maps.
-	mu     sync.Mutex
-	byID   map[string]*sandboxNet
-	byAddr map[netip.Addr]*sandboxNet
+	// mu serializes changes of links and rules.
+	mu sync.Mutex
+	// stateMu guards the maps, which the DNS proxy reads (never waiting
+	// for a link change).
+	stateMu sync.Mutex
+	byID    map[string]*sandboxNet
+	byAddr  map[netip.Addr]*sandboxNet
 }
 
 // sandboxNet is what the manager knows of one sandbox's link.
@@ -82,6 +86,8 @@ type sandboxNet struct {
 	policy  runtime.Network
 	domains []string // allowlist entries that are domains
 	cidrs   []netip.Prefix
+	// flushDNS empties the dns set when the rules are written.
+	flushDNS bool
 }
 
 // New checks cfg, turns on IPv4 forwarding, sets up this server's table
@@ -171,6 +177,13 @@ func (m *Manager) Apply(ctx context.Context, id string, pid int, n runtime.Netwo
 			sb.domains = append(sb.domains, a)
 		}
 	}
+	// Addresses learnt for another allowlist go; after a restart (no
+	// memory of the sandbox) the recorded policy is the same one, and what
+	// the sandbox resolved before stays allowed until it times out.
+	m.stateMu.Lock()
+	old := m.byID[id]
+	m.stateMu.Unlock()
+	sb.flushDNS = old != nil && !slices.Equal(old.policy.Allow, n.Allow)
 	gw, ok, err := linkGateway(sb.link)
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("sandbox %s: network: %v: %w", id, err, errdefs.ErrInternal)
@@ -208,6 +221,8 @@ func (m *Manager) Apply(ctx context.Context, id string, pid int, n runtime.Netwo
 }
 
 func (m *Manager) remember(sb *sandboxNet) {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
 	if old := m.byID[sb.id]; old != nil {
 		delete(m.byAddr, old.addr)
 	}
@@ -227,10 +242,12 @@ func (m *Manager) Release(ctx context.Context, id string) error {
 }
 
 func (m *Manager) release(id string) error {
+	m.stateMu.Lock()
 	if old := m.byID[id]; old != nil {
 		delete(m.byAddr, old.addr)
 		delete(m.byID, id)
 	}
+	m.stateMu.Unlock()
 	if err := deleteLink(m.LinkName(id)); err != nil {
 		return err
 	}
@@ -239,8 +256,8 @@ func (m *Manager) release(id string) error {
 
 // lookup returns the sandbox whose link address is addr.
 func (m *Manager) lookup(addr netip.Addr) (sandboxNet, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
 	sb, ok := m.byAddr[addr.Unmap()]
 	if !ok {
 		return sandboxNet{}, false

@@ -146,6 +146,9 @@ func (m *Manager) writeRules(sb *sandboxNet) error {
 			return err
 		}
 	}
+	if allowlist && hasDNS && sb.flushDNS {
+		c.FlushSet(dnsSet)
+	}
 	drop := &expr.Verdict{Kind: expr.VerdictDrop}
 	accept := &expr.Verdict{Kind: expr.VerdictAccept}
 	rule := func(exprs ...expr.Any) {

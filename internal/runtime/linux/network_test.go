@@ -282,10 +282,20 @@ func TestNetworkSetNetwork(t *testing.T) {
 			t.Fatalf("SetNetwork(%+v): %v", n, err)
 		}
 	}
+	set(runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"registry.npmjs.org"}})
+	addr := probe(t, e.d, id, "resolve", "registry.npmjs.org")
+	if strings.HasPrefix(addr, "ERR") {
+		t.Fatalf("allowlist: resolve registry.npmjs.org = %q", addr)
+	}
+	if got := probe(t, e.d, id, "connect", addr, "443"); got != "OK" {
+		t.Errorf("allowlist: connect to the resolved registry = %q", got)
+	}
+	// Another allowlist forgets what the first one resolved.
 	set(runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"*.debian.org"}})
 	if got := probe(t, e.d, id, "resolve", "registry.npmjs.org"); !strings.HasPrefix(got, "ERR") {
 		t.Errorf("allowlist: resolve registry.npmjs.org = %q; want refused", got)
 	}
+	wantDropped(t, "the address the previous allowlist resolved", probe(t, e.d, id, "connect", addr, "443"))
 	set(runtime.Network{Egress: runtime.EgressNone})
 	if got := interfaces(t, e.d, id); got != "lo" {
 		t.Errorf("none: interfaces = %q, want lo", got)
