@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 //	chain pre  filter, prerouting, mangle      iifname vmap @links; iifname "s<tag4>*" drop
 //	chain dnat nat, prerouting, dstnat         DNS to a link's gateway → the proxy's ports
 //	chain snat nat, postrouting, srcnat        from the CIDR out of the host → masquerade
+//	chain fwd, out  filter, forward / output   nothing opens a connection into a link
 //	chain sb_<id>                              the sandbox's policy (see writeRules)
 //	set dns_<id>  ipv4_addr, timeout           addresses its allowed domains resolved to
 const (
@@ -29,6 +29,8 @@ const (
 	chainPre  = "pre"
 	chainDNAT = "dnat"
 	chainSNAT = "snat"
+	chainFwd  = "fwd"
+	chainOut  = "out"
 )
 
 // blockedNets are never reachable with egress internet: "this" network,
@@ -36,16 +38,18 @@ const (
 // metadata), multicast and reserved (with broadcast). The host's own
 // addresses are matched apart (fib daddr type local), and so is the
 // sandbox CIDR.
-var blockedNets = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),
-	netip.MustParsePrefix("10.0.0.0/8"),
-	netip.MustParsePrefix("100.64.0.0/10"),
-	netip.MustParsePrefix("127.0.0.0/8"),
-	netip.MustParsePrefix("169.254.0.0/16"),
-	netip.MustParsePrefix("172.16.0.0/12"),
-	netip.MustParsePrefix("192.168.0.0/16"),
-	netip.MustParsePrefix("224.0.0.0/4"),
-	netip.MustParsePrefix("240.0.0.0/4"),
+func blockedNets() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"),
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("100.64.0.0/10"),
+		netip.MustParsePrefix("127.0.0.0/8"),
+		netip.MustParsePrefix("169.254.0.0/16"),
+		netip.MustParsePrefix("172.16.0.0/12"),
+		netip.MustParsePrefix("192.168.0.0/16"),
+		netip.MustParsePrefix("224.0.0.0/4"),
+		netip.MustParsePrefix("240.0.0.0/4"),
+	}
 }
 
 func chainName(id string) string  { return "sb_" + id }
@@ -79,8 +83,26 @@ func (m *Manager) setupTable() error {
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept})
 	snat := c.AddChain(&nftables.Chain{Name: chainSNAT, Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept})
-	for _, ch := range []*nftables.Chain{pre, dnat, snat} {
+	fwd := c.AddChain(&nftables.Chain{Name: chainFwd, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	out := c.AddChain(&nftables.Chain{Name: chainOut, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept})
+	for _, ch := range []*nftables.Chain{pre, dnat, snat, fwd, out} {
 		c.FlushChain(ch)
+	}
+	// Sandboxes serve no one directly (ports go through the agent): only
+	// replies enter a link, from the host or from elsewhere.
+	for _, ch := range []*nftables.Chain{fwd, out} {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte(m.prefix)},
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED),
+				Xor:  binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(0)},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}})
 	}
 	prefix := []byte(m.prefix)
 	// Packets of a link go through the sandbox's chain, which ends in a
@@ -186,7 +208,7 @@ func (m *Manager) writeRules(sb *sandboxNet) error {
 			&expr.Lookup{SourceRegister: 1, SetName: dnsSet.Name, SetID: dnsSet.ID}, accept)
 		rule(drop)
 	} else {
-		for _, p := range append(slices.Clone(blockedNets), m.cfg.CIDR) {
+		for _, p := range append(blockedNets(), m.cfg.CIDR) {
 			rule(append(matchNet(16, p), drop)...)
 		}
 		rule(accept)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
@@ -207,6 +208,15 @@ func TestNetworkPolicies(t *testing.T) {
 		}
 		peer := gateway(t, nm, other).Next()
 		wantDropped(t, "another sandbox", probe(t, e.d, inet, "connect", peer.String(), "8080"))
+	})
+	t.Run("the host cannot open connections into a sandbox", func(t *testing.T) {
+		// Nothing listens there: without the rule the sandbox's kernel
+		// would refuse at once; dropped, the dial times out.
+		addr := gateway(t, nm, inet).Next()
+		_, err := net.DialTimeout("tcp", netip.AddrPortFrom(addr, 8080).String(), 2*time.Second)
+		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+			t.Errorf("dial %s:8080 from the host = %v; want a time-out", addr, err)
+		}
 	})
 	t.Run("allowlist", func(t *testing.T) {
 		// deb.debian.org's address, as the host resolves it: closed until
