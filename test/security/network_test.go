@@ -23,15 +23,6 @@ func (s *suite) probe(t *testing.T, id string, args ...string) string {
 	return strings.TrimSpace(strings.Join(append(res.Stdout, res.Stderr...), "\n"))
 }
 
-// wantDropped fails unless a connect timed out: a dropped SYN times out,
-// one that reached a host without a listener is refused.
-func wantDropped(t *testing.T, what, got string) {
-	t.Helper()
-	if !strings.Contains(got, "timed out") {
-		t.Errorf("connect to %s = %q; want a time-out (dropped)", what, got)
-	}
-}
-
 // TestEgress probes the egress policies through the API: the server's
 // default (internet), allowlist and none. Only the package registries and
 // addresses the rules must drop are contacted.
@@ -64,11 +55,11 @@ func TestEgress(t *testing.T) {
 			t.Fatalf("nameserver: %d %q", code, gw)
 		}
 		u, _ := url.Parse(s.srv.URL)
-		wantDropped(t, "the server's port on the gateway", s.probe(t, inet, "connect", gw, u.Port()))
+		runtimetest.WantDropped(t, "the server's port on the gateway", s.probe(t, inet, "connect", gw, u.Port()))
 		got := s.probe(t, inet, "connect", "10.255.255.53", "53")
-		wantDropped(t, "the host's resolver", got)
+		runtimetest.WantDropped(t, "the host's resolver", got)
 		if strings.Contains(got, "timed out") {
-			wantDropped(t, "the metadata address", s.probe(t, inet, "connect", "169.254.169.254", "80"))
+			runtimetest.WantDropped(t, "the metadata address", s.probe(t, inet, "connect", "169.254.169.254", "80"))
 		}
 	})
 	t.Run("allowlist", func(t *testing.T) {

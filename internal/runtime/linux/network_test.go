@@ -163,15 +163,6 @@ func hostAddrs(t *testing.T) []netip.Addr {
 	return out
 }
 
-// wantDropped fails unless a probe's connect timed out: a dropped packet
-// times out, one that reached a host without a listener is refused.
-func wantDropped(t *testing.T, what, got string) {
-	t.Helper()
-	if !strings.Contains(got, "timed out") {
-		t.Errorf("connect to %s = %q; want a time-out (dropped)", what, got)
-	}
-}
-
 func TestNetworkPolicies(t *testing.T) {
 	e, nm := newNetEnv(t)
 	create := func(name string, n runtime.Network) string {
@@ -194,20 +185,20 @@ func TestNetworkPolicies(t *testing.T) {
 	})
 	t.Run("internet does not reach the host, private ranges, metadata or other sandboxes", func(t *testing.T) {
 		gw := gateway(t, nm, inet)
-		wantDropped(t, "the gateway's port 22", probe(t, e.d, inet, "connect", gw.String(), "22"))
+		runtimetest.WantDropped(t, "the gateway's port 22", probe(t, e.d, inet, "connect", gw.String(), "22"))
 		for _, a := range hostAddrs(t) {
-			wantDropped(t, "host address "+a.String(), probe(t, e.d, inet, "connect", a.String(), "3000"))
+			runtimetest.WantDropped(t, "host address "+a.String(), probe(t, e.d, inet, "connect", a.String(), "3000"))
 		}
 		// The host's resolver is in a private range: only the proxy may
 		// talk to it. Checked before the metadata address, so that a broken
 		// rule sends nothing beyond the resolver.
 		got := probe(t, e.d, inet, "connect", "10.255.255.53", "53")
-		wantDropped(t, "10.255.255.53", got)
+		runtimetest.WantDropped(t, "10.255.255.53", got)
 		if strings.Contains(got, "timed out") {
-			wantDropped(t, "169.254.169.254", probe(t, e.d, inet, "connect", "169.254.169.254", "80"))
+			runtimetest.WantDropped(t, "169.254.169.254", probe(t, e.d, inet, "connect", "169.254.169.254", "80"))
 		}
 		peer := gateway(t, nm, other).Next()
-		wantDropped(t, "another sandbox", probe(t, e.d, inet, "connect", peer.String(), "8080"))
+		runtimetest.WantDropped(t, "another sandbox", probe(t, e.d, inet, "connect", peer.String(), "8080"))
 	})
 	t.Run("the host cannot open connections into a sandbox", func(t *testing.T) {
 		// Nothing listens there: without the rule the sandbox's kernel
@@ -226,7 +217,7 @@ func TestNetworkPolicies(t *testing.T) {
 		if err != nil || len(ips) == 0 {
 			t.Fatalf("resolve deb.debian.org on the host: %v %v", ips, err)
 		}
-		wantDropped(t, "deb.debian.org by address", probe(t, e.d, allow, "connect", ips[0].String(), "443"))
+		runtimetest.WantDropped(t, "deb.debian.org by address", probe(t, e.d, allow, "connect", ips[0].String(), "443"))
 		if got := probe(t, e.d, allow, "resolve", "deb.debian.org"); !strings.HasPrefix(got, "ERR") {
 			t.Errorf("resolve deb.debian.org = %q; want refused", got)
 		}
@@ -257,7 +248,7 @@ func TestNetworkPolicies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantDropped(t, "the registry from a spoofed address", res.Stdout)
+		runtimetest.WantDropped(t, "the registry from a spoofed address", res.Stdout)
 	})
 	t.Run("the sandbox cannot change its network", func(t *testing.T) {
 		for _, cmd := range []string{
@@ -305,7 +296,7 @@ func TestNetworkSetNetwork(t *testing.T) {
 	if got := probe(t, e.d, id, "resolve", "registry.npmjs.org"); !strings.HasPrefix(got, "ERR") {
 		t.Errorf("allowlist: resolve registry.npmjs.org = %q; want refused", got)
 	}
-	wantDropped(t, "the address the previous allowlist resolved", probe(t, e.d, id, "connect", addr, "443"))
+	runtimetest.WantDropped(t, "the address the previous allowlist resolved", probe(t, e.d, id, "connect", addr, "443"))
 	set(runtime.Network{Egress: runtime.EgressNone})
 	if got := interfaces(t, e.d, id); got != "lo" {
 		t.Errorf("none: interfaces = %q, want lo", got)

@@ -229,3 +229,12 @@ def run(args):
     return "ERR unknown verb"
 print(run(sys.argv[1:]))
 `
+
+// WantDropped fails unless a NetProbe connect timed out: a dropped SYN
+// times out, one that reached a host without a listener is refused.
+func WantDropped(t testing.TB, what, got string) {
+	t.Helper()
+	if !strings.Contains(got, "timed out") {
+		t.Errorf("connect to %s = %q; want a time-out (dropped)", what, got)
+	}
+}
