@@ -13,7 +13,6 @@ import (
 	"github.com/google/nftables"
 
 	"github.com/sdbx/sdbx/internal/network"
-	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
 	sdbx "github.com/sdbx/sdbx/sdk/go"
 )
 
@@ -50,11 +49,11 @@ func TestNetworkSurvivesRestart(t *testing.T) {
 	}
 	probe := func(c *sdbx.Client, id string, args ...string) string {
 		t.Helper()
-		res, err := c.RunCommand(t.Context(), id, sdbx.Command{Args: append([]string{"python3", "-c", runtimetest.NetProbe}, args...)})
+		out, err := NetProbe(t.Context(), c, id, args...)
 		if err != nil {
 			t.Fatalf("probe %v: %v", args, err)
 		}
-		return strings.Join(res.Stdout, "\n")
+		return out
 	}
 	if got := probe(c, allow.ID, "resolve", "registry.npmjs.org"); strings.HasPrefix(got, "ERR") {
 		t.Fatalf("before the restart: resolve = %q", got)

@@ -9,18 +9,17 @@ import (
 
 	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
 	sdbx "github.com/sdbx/sdbx/sdk/go"
+	"github.com/sdbx/sdbx/test/e2e"
 )
 
-// probe runs runtimetest.NetProbe with args in the sandbox.
+// probe runs e2e.NetProbe in the sandbox.
 func (s *suite) probe(t *testing.T, id string, args ...string) string {
 	t.Helper()
-	res, err := s.c.RunCommand(t.Context(), id, sdbx.Command{
-		Args: append([]string{"python3", "-c", runtimetest.NetProbe}, args...), Timeout: time.Minute,
-	})
+	out, err := e2e.NetProbe(t.Context(), s.c, id, args...)
 	if err != nil {
 		t.Fatalf("probe %v: %v", args, err)
 	}
-	return strings.TrimSpace(strings.Join(append(res.Stdout, res.Stderr...), "\n"))
+	return out
 }
 
 // TestEgress probes the egress policies through the API: the server's
