@@ -10,7 +10,9 @@
 // capability, sets no_new_privs, installs a seccomp deny-list and executes
 // the agent ("/.sdbx/sdbx agent --listen-fd 3"), which becomes the
 // sandbox's PID 1 and serves the agent protocol on a unix socket that the
-// driver created at <StateDir>/<id>/agent.sock.
+// driver created at <StateDir>/<id>/agent.sock. With Config.Network, a
+// sandbox whose Spec.Network allows egress gets its link and rules
+// (package network) before init is let go, so its first command has them.
 //
 // Everything the driver needs later lives on disk or in cgroupfs, so a
 // restarted server finds, stops and deletes sandboxes that an earlier
