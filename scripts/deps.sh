@@ -11,6 +11,10 @@ want=(python3 bash coreutils procps python3-numpy python3-pandas python3-matplot
 # TypeScript SDK's tests.
 command -v node >/dev/null 2>&1 || want+=(nodejs)
 command -v npm >/dev/null 2>&1 || want+=(npm)
+# Sandbox egress: the server programs nftables and links through netlink
+# (no binary needed); nft and ip are for inspecting them, and the network
+# tests check that a sandbox's own `ip` and `nft` are refused.
+want+=(nftables iproute2)
 
 missing=()
 for p in "${want[@]}"; do

@@ -4,6 +4,7 @@
 //
 //	sudo go run ./bench/coldstart -n 50              # with the default warm pool
 //	sudo go run ./bench/coldstart -n 50 -pool none   # cold starts
+//	sudo go run ./bench/coldstart -n 50 -pool none -egress none   # cold starts without a network link
 //
 // Without -url it builds ./cmd/sdbx and starts its own server on a free
 // loopback port with a temporary data directory.
@@ -30,14 +31,15 @@ func main() {
 	cmd := flag.String("command", "python3 -c 'print(1)'", "first command")
 	code := flag.String("code", "", "run this code with runCode as the first operation instead of -command (e.g. \"print(1)\")")
 	pool := flag.String("pool", "", `warm pool of the started server ("none" for cold starts; default the server's)`)
+	egress := flag.String("egress", "", "network egress of each sandbox: none, internet or allowlist (default: the server's, internet)")
 	flag.Parse()
-	if err := run(*n, *url, *key, *tmpl, *cmd, *code, *pool); err != nil {
+	if err := run(*n, *url, *key, *tmpl, *cmd, *code, *pool, *egress); err != nil {
 		fmt.Fprintln(os.Stderr, "coldstart:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, url, key, tmpl, command, code, pool string) error {
+func run(n int, url, key, tmpl, command, code, pool, egress string) error {
 	ctx := context.Background()
 	if url == "" {
 		var extra []string
@@ -58,7 +60,7 @@ func run(n int, url, key, tmpl, command, code, pool string) error {
 	var create, firstOp, total []time.Duration
 	for i := 0; i < n+1; i++ {
 		t0 := time.Now()
-		sb, err := c.CreateSandbox(ctx, sdbx.CreateSandboxOptions{TemplateID: tmpl})
+		sb, err := c.CreateSandbox(ctx, sdbx.CreateSandboxOptions{TemplateID: tmpl, Network: sdbx.Network{Egress: egress}})
 		if err != nil {
 			return err
 		}

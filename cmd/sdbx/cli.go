@@ -145,8 +145,11 @@ func (c *cli) help(err error, usage string, fs *flag.FlagSet) error {
 }
 
 const createUsage = `Usage: sdbx sandbox create [--template ID] [--name N] [--env K=V]... [--expiry DURATION]
+                           [--egress none|internet|allowlist] [--allow CIDR|DOMAIN]...
 
-Create a sandbox and print its id (only the id) on stdout.
+Create a sandbox and print its id (only the id) on stdout. --egress sets
+what the sandbox may reach (default: the server's, usually internet);
+with allowlist, --allow names each reachable CIDR, domain or *.domain.
 `
 
 func (c *cli) sandboxCreate(ctx context.Context, args []string) error {
@@ -158,6 +161,9 @@ func (c *cli) sandboxCreate(ctx context.Context, args []string) error {
 	fs.Var(env, "env", "environment variable KEY=VALUE (repeatable)")
 	var expiry time.Duration
 	durationVar(fs, &expiry, "expiry", "lifetime, e.g. 30m (default: the server's)")
+	egress := fs.String("egress", "", "network egress: none, internet or allowlist (default: the server's)")
+	var allow listFlag
+	fs.Var(&allow, "allow", "with --egress allowlist: a reachable CIDR, domain or *.domain (repeatable)")
 	pos, err := parseInterspersed(fs, "sandbox create", args)
 	if err != nil {
 		return c.help(err, createUsage, fs)
@@ -169,7 +175,10 @@ func (c *cli) sandboxCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	sb, err := client.CreateSandbox(ctx, sdbx.CreateSandboxOptions{TemplateID: *tmpl, Name: *name, Env: env, Expiry: expiry})
+	sb, err := client.CreateSandbox(ctx, sdbx.CreateSandboxOptions{
+		TemplateID: *tmpl, Name: *name, Env: env, Expiry: expiry,
+		Network: sdbx.Network{Egress: *egress, Allow: allow},
+	})
 	if err != nil {
 		return err
 	}
@@ -251,6 +260,9 @@ func writeStatus(w io.Writer, sb *sdbx.Sandbox) {
 	}
 	fmt.Fprintf(w, "id: %s\nname: %s\ntemplate: %s\nstatus: %s\ncreated: %s\nupdated: %s\nexpires: %s\n",
 		sb.ID, oneLine(sb.Name), sb.TemplateID, sb.Status, formatTime(sb.CreatedAt), formatTime(sb.UpdatedAt), expires)
+	if sb.Network.Egress != "" {
+		fmt.Fprintf(w, "network: %s\n", strings.Join(append([]string{sb.Network.Egress}, sb.Network.Allow...), " "))
+	}
 	for _, k := range slices.Sorted(maps.Keys(sb.EnvVars)) {
 		fmt.Fprintf(w, "env: %s=%s\n", k, oneLine(sb.EnvVars[k]))
 	}

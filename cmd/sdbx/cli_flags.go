@@ -34,6 +34,21 @@ func (e envFlag) Set(v string) error {
 	return nil
 }
 
+// listFlag collects repeated flags; a value may hold several entries
+// separated by commas.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for e := range strings.SplitSeq(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			*l = append(*l, e)
+		}
+	}
+	return nil
+}
+
 // nonNegativeDuration is a duration flag that refuses negative values.
 type nonNegativeDuration struct{ d *time.Duration }
 

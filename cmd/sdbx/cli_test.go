@@ -194,6 +194,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Name           string            `json:"name"`
 			ExpiryTime     int64             `json:"expiryTime"`
 			InitialEnvVars map[string]string `json:"initialEnvVars"`
+			Network        sdbx.Network      `json:"network"`
 		}
 		json.NewDecoder(r.Body).Decode(&body)
 		f.expiries = append(f.expiries, body.ExpiryTime)
@@ -204,7 +205,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.seq++
 		now := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 		sb := sdbx.Sandbox{ID: "sb-" + strconv.Itoa(f.seq), Name: body.Name, TemplateID: body.TemplateID, Status: "ready",
-			EnvVars: body.InitialEnvVars, CreatedAt: now, UpdatedAt: now}
+			EnvVars: body.InitialEnvVars, CreatedAt: now, UpdatedAt: now, Network: body.Network}
 		if body.ExpiryTime > 0 {
 			exp := now.Add(time.Duration(body.ExpiryTime) * time.Millisecond)
 			sb.ExpiresAt = &exp
@@ -289,7 +290,8 @@ func TestCLIAgainstFakeServer(t *testing.T) {
 	f, url := newFakeServer(t)
 	env := cliEnv{URL: url, APIKey: "k"}
 
-	code, out, errOut := runCLI(t, env, "sandbox", "create", "--name", "n1", "--env", "A=1", "--expiry", "1h")
+	code, out, errOut := runCLI(t, env, "sandbox", "create", "--name", "n1", "--env", "A=1", "--expiry", "1h",
+		"--egress", "allowlist", "--allow", "registry.npmjs.org", "--allow", "203.0.113.0/24,*.example.org")
 	if code != 0 || out != "sb-1\n" || errOut != "" {
 		t.Fatalf("create: code=%d out=%q err=%q", code, out, errOut)
 	}
@@ -303,7 +305,8 @@ func TestCLIAgainstFakeServer(t *testing.T) {
 
 	code, out, _ = runCLI(t, env, "sandbox", "status", "sb-1")
 	want := "id: sb-1\nname: n1\ntemplate: python-3-11\nstatus: ready\ncreated: 2026-11-26T09:00:00Z\n" +
-		"updated: 2026-11-26T09:00:00Z\nexpires: 2026-11-26T10:00:00Z\nenv: A=1\n"
+		"updated: 2026-11-26T09:00:00Z\nexpires: 2026-11-26T10:00:00Z\n" +
+		"network: allowlist registry.npmjs.org 203.0.113.0/24 *.example.org\nenv: A=1\n"
 	if code != 0 || out != want {
 		t.Fatalf("status: code=%d out=%q, want %q", code, out, want)
 	}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 	"github.com/sdbx/sdbx/internal/auth"
 	"github.com/sdbx/sdbx/internal/config"
 	"github.com/sdbx/sdbx/internal/limit"
+	"github.com/sdbx/sdbx/internal/network"
 	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/runtime/linux"
 	"github.com/sdbx/sdbx/internal/sandbox"
@@ -81,10 +81,24 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		fmt.Fprintf(os.Stderr, "\n  Admin API key (shown once; only its hash is stored):\n\n    %s\n\n  export SDBX_API_KEY=%s\n\n", generated, generated)
 	}
 
+	nm, err := network.New(ctx, network.Config{
+		Tag:    network.Tag(cfg.DataDir),
+		CIDR:   netip.MustParsePrefix(cfg.NetworkCIDR), // checked by Validate
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := nm.Close(); err != nil {
+			log.Error("close network", "err", err)
+		}
+	}()
 	driver, err := linux.New(linux.Config{
 		StateDir:     filepath.Join(cfg.DataDir, "sandboxes"),
-		CgroupParent: cgroupParent(cfg.DataDir),
+		CgroupParent: "sdbx-" + network.Tag(cfg.DataDir),
 		Logger:       log,
+		Network:      nm,
 	})
 	if err != nil {
 		return fmt.Errorf("linux runtime: %w", err)
@@ -95,6 +109,7 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		Store:          st,
 		Driver:         driver,
 		BuildResources: runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
+		BuildNetwork:   runtime.Network{Egress: runtime.EgressInternet},
 		RegistryMirror: cfg.RegistryMirror,
 	})
 	if err != nil {
@@ -109,6 +124,7 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
 		MaxResources:  runtime.Resources{CPU: cfg.MaxCPU, MemoryMB: cfg.MaxMemoryMB, PIDs: cfg.MaxPIDs},
 		Pool:          cfg.Pool,
+		Network:       runtime.Network{Egress: cfg.NetworkDefault},
 	}, st, driver, catalog, log)
 
 	keys := auth.NewKeys(st)
@@ -145,6 +161,7 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		})
 	}
 	g.Go(func() error { return svc.Run(gctx) })
+	g.Go(func() error { return nm.Run(gctx) })
 	g.Go(func() error {
 		log.Info("sdbx listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir, "version", version)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -186,14 +203,6 @@ func warmPoolTemplates(ctx context.Context, catalog *template.Catalog, pool map[
 		release()
 	}
 	return nil
-}
-
-// cgroupParent names this server's cgroup: one per data directory, so two
-// servers on one host (tests, staging) never sweep each other's sandboxes,
-// and a restarted server finds its own.
-func cgroupParent(dataDir string) string {
-	sum := sha256.Sum256([]byte(dataDir))
-	return "sdbx-" + hex.EncodeToString(sum[:4])
 }
 
 // debugHandler serves Go's profiles under /debug/pprof/.

@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/sandbox"
 	"github.com/sdbx/sdbx/internal/template"
 )
@@ -17,6 +18,13 @@ type createSandboxBody struct {
 	ExpiryTime     int64             `json:"expiryTime"`
 	InitialEnvVars map[string]string `json:"initialEnvVars"`
 	Resources      resourcesJSON     `json:"resources"`
+	Network        networkJSON       `json:"network"`
+}
+
+// networkJSON is a sandbox's egress policy on the wire.
+type networkJSON struct {
+	Egress string   `json:"egress"`
+	Allow  []string `json:"allow"`
 }
 
 // resourcesJSON is a sandbox's limits on the wire.
@@ -34,6 +42,7 @@ func (b createSandboxBody) options() sandbox.CreateOptions {
 		Expiry:     msDuration(b.ExpiryTime),
 		Env:        b.InitialEnvVars,
 		Resources:  sandbox.Resources(b.Resources),
+		Network:    runtime.Network(b.Network),
 	}
 }
 
@@ -123,6 +132,7 @@ type sandboxJSON struct {
 	ExpiresAt  *time.Time        `json:"expiresAt,omitempty"`
 	Error      string            `json:"error"`
 	Resources  resourcesJSON     `json:"resources"`
+	Network    networkJSON       `json:"network"`
 }
 
 func toSandbox(s sandbox.Sandbox) sandboxJSON {
@@ -136,6 +146,7 @@ func toSandbox(s sandbox.Sandbox) sandboxJSON {
 		UpdatedAt:  s.UpdatedAt.UTC(),
 		Error:      s.Error,
 		Resources:  resourcesJSON(s.Resources),
+		Network:    networkJSON{Egress: s.Network.Egress, Allow: orEmptySlice(s.Network.Allow)},
 	}
 	if s.ExpiresAt != nil {
 		t := s.ExpiresAt.UTC()

@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,6 +59,12 @@ type Server struct {
 	// a registry ("python:3.11-slim") are pulled from, as host[:port]
 	// (default: Docker Hub).
 	RegistryMirror string `json:"registryMirror"`
+	// NetworkDefault is the egress of sandboxes created without a network
+	// policy (and of the warm pool): "internet" or "none".
+	NetworkDefault string `json:"networkDefault"`
+	// NetworkCIDR is the IPv4 pool the sandboxes' /30 links take their
+	// addresses from.
+	NetworkCIDR string `json:"networkCidr"`
 }
 
 // Defaults returns the embedded defaults.
@@ -75,6 +82,8 @@ func Defaults() Server {
 		ShutdownTimeout: 10 * time.Second,
 		Pool:            map[string]int{"python-3-11": 2},
 		RateBurst:       100,
+		NetworkDefault:  "internet",
+		NetworkCIDR:     "10.213.0.0/16",
 	}
 }
 
@@ -110,6 +119,7 @@ var env = map[string]string{
 	"max-cpu": "SDBX_MAX_CPU", "max-memory-mb": "SDBX_MAX_MEMORY_MB", "max-pids": "SDBX_MAX_PIDS",
 	"rate-limit": "SDBX_RATE_LIMIT", "rate-burst": "SDBX_RATE_BURST", "debug-addr": "SDBX_DEBUG_ADDR",
 	"registry-mirror": "SDBX_REGISTRY_MIRROR",
+	"network-default": "SDBX_NETWORK_DEFAULT", "network-cidr": "SDBX_NETWORK_CIDR",
 }
 
 // Load builds the configuration from args (flags), the environment and the
@@ -134,6 +144,8 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	fs.StringVar(&f.DebugAddr, "debug-addr", "", "serve pprof profiles on this address, e.g. 127.0.0.1:6060 (env SDBX_DEBUG_ADDR)")
 	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "requests per second per API key, 0 = off (env SDBX_RATE_LIMIT)")
 	fs.StringVar(&f.RegistryMirror, "registry-mirror", "", "registry for dockerImage references without one, host[:port] (env SDBX_REGISTRY_MIRROR, default Docker Hub)")
+	fs.StringVar(&f.NetworkDefault, "network-default", "", "egress of sandboxes created without a network policy: internet|none (env SDBX_NETWORK_DEFAULT, default internet)")
+	fs.StringVar(&f.NetworkCIDR, "network-cidr", "", "IPv4 pool of the sandboxes' /30 links (env SDBX_NETWORK_CIDR, default 10.213.0.0/16)")
 	fs.IntVar(&f.RateBurst, "rate-burst", 0, "burst of requests per API key (env SDBX_RATE_BURST, default 100)")
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 0, "bound on graceful shutdown (env SDBX_SHUTDOWN_TIMEOUT, default 10s)")
 	poolFlag := fs.String("pool", "", `warm pool per template, e.g. "python-3-11=2,nodejs-18=1" or "none" (env SDBX_POOL, default python-3-11=2)`)
@@ -174,6 +186,8 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	override("debug-addr", func() { cfg.DebugAddr = f.DebugAddr })
 	override("rate-burst", func() { cfg.RateBurst = f.RateBurst })
 	override("registry-mirror", func() { cfg.RegistryMirror = f.RegistryMirror })
+	override("network-default", func() { cfg.NetworkDefault = f.NetworkDefault })
+	override("network-cidr", func() { cfg.NetworkCIDR = f.NetworkCIDR })
 	if set["pool"] {
 		p, err := ParsePool(*poolFlag)
 		if err != nil {
@@ -241,6 +255,8 @@ func applyEnv(cfg *Server) error {
 	str("log-level", &cfg.LogLevel)
 	str("debug-addr", &cfg.DebugAddr)
 	str("registry-mirror", &cfg.RegistryMirror)
+	str("network-default", &cfg.NetworkDefault)
+	str("network-cidr", &cfg.NetworkCIDR)
 	parse("default-expiry", func(v string) (err error) { cfg.DefaultExpiry, err = time.ParseDuration(v); return })
 	parse("shutdown-timeout", func(v string) (err error) { cfg.ShutdownTimeout, err = time.ParseDuration(v); return })
 	parse("cpu", func(v string) (err error) { cfg.CPU, err = strconv.ParseFloat(v, 64); return })
@@ -268,6 +284,12 @@ func (c Server) Validate() error {
 	}
 	if m := c.RegistryMirror; m != "" && (strings.ContainsAny(m, "/@ \t") || strings.HasPrefix(m, ":") || strings.HasSuffix(m, ":")) {
 		errs = append(errs, fmt.Errorf("registry-mirror %q: want host[:port] (no scheme or path)", m))
+	}
+	if c.NetworkDefault != "internet" && c.NetworkDefault != "none" {
+		errs = append(errs, fmt.Errorf("network-default %q: want internet or none", c.NetworkDefault))
+	}
+	if p, err := netip.ParsePrefix(c.NetworkCIDR); err != nil || !p.Addr().Is4() || p.Bits() > 29 {
+		errs = append(errs, fmt.Errorf("network-cidr %q: want an IPv4 prefix of /29 or wider, like 10.213.0.0/16", c.NetworkCIDR))
 	}
 	if c.DataDir == "" || !filepath.IsAbs(c.DataDir) {
 		errs = append(errs, fmt.Errorf("data-dir %q: must be an absolute path", c.DataDir))

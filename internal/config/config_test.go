@@ -40,7 +40,8 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != ":3000" || cfg.DataDir != "/var/lib/sdbx" || cfg.Pool["python-3-11"] != 2 {
+	if cfg.Addr != ":3000" || cfg.DataDir != "/var/lib/sdbx" || cfg.Pool["python-3-11"] != 2 ||
+		cfg.NetworkDefault != "internet" || cfg.NetworkCIDR != "10.213.0.0/16" {
 		t.Fatalf("defaults = %+v", cfg)
 	}
 }
@@ -63,6 +64,10 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{"bad pool", []string{"--pool", "python-3-11"}, nil, "TEMPLATE=SIZE"},
 		{"bad pool size", nil, map[string]string{"SDBX_POOL": "a=x"}, "SDBX_POOL"},
 		{"negative pool", []string{"--pool", "a=-1"}, nil, "pool a=-1"},
+		{"bad egress default", []string{"--network-default", "allowlist"}, nil, "network-default"},
+		{"bad egress default env", nil, map[string]string{"SDBX_NETWORK_DEFAULT": "open"}, "network-default"},
+		{"bad cidr", []string{"--network-cidr", "10.0.0.0/30"}, nil, "network-cidr"},
+		{"ipv6 cidr", nil, map[string]string{"SDBX_NETWORK_CIDR": "fd00::/64"}, "network-cidr"},
 		{"extra argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown file field", nil, map[string]string{"SDBX_CONFIG": "unknown"}, "unknown field"},
 	} {

@@ -39,6 +39,9 @@ type Spec struct {
 	Overlays []Overlay
 	// Resources are the sandbox's limits.
 	Resources Resources
+	// Network is the sandbox's egress policy; an empty Egress means
+	// EgressNone (loopback only).
+	Network Network
 }
 
 // State is what a driver knows about one sandbox.

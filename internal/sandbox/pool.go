@@ -132,8 +132,14 @@ func (p *pool) snapshot() PoolStats {
 func (s *Service) PoolStats() PoolStats { return s.pool.snapshot() }
 
 // claimPooled returns a ready pooled sandbox of the template whose agent
-// answers, or "" when none is.
-func (s *Service) claimPooled(ctx context.Context, templateID string) string {
+// answers, with egress policy network, or "" when none is. Pooled
+// sandboxes have the server's default policy; another one is applied at
+// claim (a sandbox never keeps a wider policy than it asked for).
+func (s *Service) claimPooled(ctx context.Context, templateID string, network runtime.Network) string {
+	setter, canSet := s.driver.(runtime.NetworkSetter)
+	if !canSet && !sameNetwork(network, s.poolNetwork()) {
+		return ""
+	}
 	for {
 		id, ok := s.pool.take(templateID)
 		if !ok {
@@ -142,12 +148,24 @@ func (s *Service) claimPooled(ctx context.Context, templateID string) string {
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := agentclient.New(s.dialer(id)).Ping(pctx)
 		cancel()
+		if err == nil && !sameNetwork(network, s.poolNetwork()) {
+			err = setter.SetNetwork(ctx, id, network)
+		}
 		if err == nil {
 			return id
 		}
-		s.log.Warn("pooled sandbox did not answer; discarding it", "sandbox_id", id, "err", err)
+		s.log.Warn("pooled sandbox did not answer or take its network; discarding it", "sandbox_id", id, "err", err)
 		s.deleteQuietly(context.WithoutCancel(ctx), id)
 	}
+}
+
+// poolNetwork is the egress policy pooled sandboxes are created with.
+func (s *Service) poolNetwork() runtime.Network {
+	n, err := s.network(runtime.Network{})
+	if err != nil {
+		return runtime.Network{Egress: runtime.EgressNone}
+	}
+	return n
 }
 
 // refill keeps the pool at its configured sizes until ctx is cancelled,
@@ -192,7 +210,7 @@ func (s *Service) fillOne(ctx context.Context, templateID string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.driver.Create(ctx, runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: s.cfg.Resources}); err != nil {
+	if err := s.driver.Create(ctx, runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: s.cfg.Resources, Network: s.poolNetwork()}); err != nil {
 		return err
 	}
 	s.pool.put(templateID, id, s.prewarm(ctx, id, tmpl))

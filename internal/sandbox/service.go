@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,9 @@ type Config struct {
 	// Pool is the number of pre-created sandboxes kept ready per template
 	// id (the warm pool); a template that is not listed has none.
 	Pool map[string]int
+	// Network is the egress policy of sandboxes whose create request has
+	// none, and of pooled sandboxes. Empty Egress: none.
+	Network runtime.Network
 }
 
 // Service is the sandbox domain service. All methods take the caller's
@@ -128,9 +132,14 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 	if err != nil {
 		return Sandbox{}, err
 	}
+	network, err := s.network(opts.Network)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	opts.Network = network
 	// Pooled sandboxes have the default limits.
 	if limits == s.cfg.Resources {
-		if id := s.claimPooled(ctx, tmpl.ID); id != "" {
+		if id := s.claimPooled(ctx, tmpl.ID, network); id != "" {
 			sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
 			sb.Status, sb.Resources = StatusReady, toResources(limits)
 			if err := s.store.CreateSandbox(ctx, sb); err != nil {
@@ -151,7 +160,7 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 	if err := s.store.CreateSandbox(ctx, sb); err != nil {
 		return Sandbox{}, err
 	}
-	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: limits}
+	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: limits, Network: network}
 	if err := s.driver.Create(ctx, spec); err != nil {
 		s.log.Error("create sandbox", "sandbox_id", id, "err", err)
 		s.forget(context.WithoutCancel(ctx), id)
@@ -218,6 +227,27 @@ func (s *Service) limits(r Resources) (runtime.Resources, error) {
 	return out, nil
 }
 
+// network returns the egress policy of a new sandbox: the request's,
+// checked and normalized, or the server's default.
+func (s *Service) network(n runtime.Network) (runtime.Network, error) {
+	n, err := runtime.NormalizeNetwork("network", n)
+	if err != nil {
+		return n, err
+	}
+	if n.Egress == "" {
+		n = s.cfg.Network
+	}
+	if n.Egress == "" {
+		n.Egress = runtime.EgressNone
+	}
+	return n, nil
+}
+
+// sameNetwork reports whether a and b are the same policy.
+func sameNetwork(a, b runtime.Network) bool {
+	return a.Egress == b.Egress && slices.Equal(a.Allow, b.Allow)
+}
+
 func toResources(r runtime.Resources) Resources {
 	return Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, PIDs: r.PIDs}
 }
@@ -228,6 +258,7 @@ func newRecord(id, tenant, templateID string, opts CreateOptions, defaultExpiry 
 	sb := Sandbox{
 		ID: id, Name: opts.Name, TemplateID: templateID, Status: StatusCreating,
 		EnvVars: copyEnv(opts.Env), CreatedAt: now, UpdatedAt: now, Tenant: tenant,
+		Network: opts.Network,
 	}
 	if sb.Name == "" {
 		sb.Name = id
@@ -418,7 +449,13 @@ func (s *Service) Recover(ctx context.Context) error {
 		}
 		state, err := s.driver.Status(ctx, sb.ID)
 		if err == nil && state == runtime.StateRunning {
-			if _, err := agentclient.New(s.dialer(sb.ID)).Ping(ctx); err == nil {
+			// The sandbox's link and rules outlived the server; the DNS
+			// proxy learns it again and the rules are rewritten from the
+			// record. A sandbox whose policy can't be restored is stopped,
+			// never left with a wider one.
+			if nerr := s.restoreNetwork(ctx, sb); nerr != nil {
+				s.log.Error("restore sandbox network", "sandbox_id", sb.ID, "err", nerr)
+			} else if _, err := agentclient.New(s.dialer(sb.ID)).Ping(ctx); err == nil {
 				sb.Status = StatusReady
 				s.remember(sb)
 				s.log.Info("adopted running sandbox", "sandbox_id", sb.ID)
@@ -451,6 +488,20 @@ func (s *Service) Recover(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// restoreNetwork applies sb's recorded egress policy to its running
+// sandbox.
+func (s *Service) restoreNetwork(ctx context.Context, sb Sandbox) error {
+	setter, ok := s.driver.(runtime.NetworkSetter)
+	if !ok {
+		return nil
+	}
+	n := sb.Network
+	if n.Egress == "" {
+		n.Egress = runtime.EgressNone
+	}
+	return setter.SetNetwork(ctx, sb.ID, n)
 }
 
 func (s *Service) dialer(id string) agentclient.Dialer {

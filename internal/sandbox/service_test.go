@@ -33,10 +33,33 @@ type fakeDriver struct {
 	state   map[string]runtime.State
 	failNew bool
 	started chan string // receives the first arg of every exec
+	// network is each sandbox's egress policy (Create, then SetNetwork);
+	// setCalls counts SetNetwork.
+	network  map[string]runtime.Network
+	setCalls int
 }
 
+var _ runtime.NetworkSetter = (*fakeDriver)(nil)
+
 func newFakeDriver() *fakeDriver {
-	return &fakeDriver{state: map[string]runtime.State{}, started: make(chan string, 100)}
+	return &fakeDriver{state: map[string]runtime.State{}, started: make(chan string, 100), network: map[string]runtime.Network{}}
+}
+
+func (d *fakeDriver) SetNetwork(ctx context.Context, id string, n runtime.Network) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.state[id]; !ok {
+		return fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	d.network[id] = n
+	d.setCalls++
+	return nil
+}
+
+func (d *fakeDriver) networkOf(id string) (runtime.Network, int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.network[id], d.setCalls
 }
 
 func (d *fakeDriver) Create(ctx context.Context, spec runtime.Spec) error {
@@ -46,6 +69,7 @@ func (d *fakeDriver) Create(ctx context.Context, spec runtime.Spec) error {
 		return fmt.Errorf("no room: %w", errdefs.ErrUnavailable)
 	}
 	d.state[spec.ID] = runtime.StateRunning
+	d.network[spec.ID] = spec.Network
 	return nil
 }
 
@@ -518,6 +542,103 @@ func TestWarmPool(t *testing.T) {
 	left, _ := d.List(t.Context())
 	if len(left) != 3 {
 		t.Fatalf("after shutdown the driver has %d sandboxes, want only the 3 claimed: %v", len(left), left)
+	}
+}
+
+// TestNetworkPolicy checks validation, the server default, the policy a
+// claimed pool sandbox gets, and its restoration by Recover.
+func TestNetworkPolicy(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sdbx.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := newFakeDriver()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	inet := runtime.Network{Egress: runtime.EgressInternet}
+	svc := sandbox.New(sandbox.Config{Pool: map[string]int{"py": 1}, Network: inet}, st, d, catalog, log)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for _, c := range []struct {
+		n     runtime.Network
+		field string
+	}{
+		{runtime.Network{Egress: "everything"}, "network.egress"},
+		{runtime.Network{Allow: []string{"a.org"}}, "network.allow"},
+		{runtime.Network{Egress: runtime.EgressNone, Allow: []string{"a.org"}}, "network.allow"},
+		{runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"a.org", "10.0.0.0/33"}}, "network.allow[1]"},
+		{runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"::1/128"}}, "network.allow[0]"},
+		{runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"-a.org"}}, "network.allow[0]"},
+		{runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"localhost"}}, "network.allow[0]"},
+		{runtime.Network{Egress: runtime.EgressAllowlist, Allow: make([]string, runtime.MaxAllow+1)}, "network.allow"},
+	} {
+		_, err := svc.Create(t.Context(), "t1", sandbox.CreateOptions{TemplateID: "py", Network: c.n})
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("Create(%+v) = %v; want invalid argument naming %s", c.n, err, c.field)
+		}
+	}
+	waitPool := func() {
+		t.Helper()
+		for svc.PoolStats().Ready["py"] != 1 {
+			select {
+			case <-t.Context().Done():
+				t.Fatal("pool never filled")
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
+	waitPool()
+	allow := runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"registry.npmjs.org", "203.0.113.0/24"}}
+	narrow, err := svc.Create(t.Context(), "t1", sandbox.CreateOptions{TemplateID: "py", Network: runtime.Network{
+		Egress: runtime.EgressAllowlist, Allow: []string{"Registry.NPMJS.org.", "203.0.113.9/24", "registry.npmjs.org"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, calls := d.networkOf(narrow.ID); !slices.Equal(got.Allow, allow.Allow) || got.Egress != allow.Egress || calls != 1 {
+		t.Errorf("claimed sandbox's driver network = %+v (%d SetNetwork calls), want %+v applied at claim", got, calls, allow)
+	}
+	if narrow.Network.Egress != allow.Egress || !slices.Equal(narrow.Network.Allow, allow.Allow) {
+		t.Errorf("record network = %+v, want %+v", narrow.Network, allow)
+	}
+	waitPool()
+	def, err := svc.Create(t.Context(), "t1", sandbox.CreateOptions{TemplateID: "py"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, calls := d.networkOf(def.ID); got.Egress != runtime.EgressInternet || calls != 1 || def.Network.Egress != runtime.EgressInternet {
+		t.Errorf("default sandbox: driver %+v (%d calls), record %+v; want internet, no SetNetwork", got, calls, def.Network)
+	}
+	none, err := svc.Create(t.Context(), "t1", sandbox.CreateOptions{TemplateID: "py", Network: runtime.Network{Egress: runtime.EgressNone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.networkOf(none.ID); got.Egress != runtime.EgressNone {
+		t.Errorf("egress none sandbox got %+v", got)
+	}
+
+	// A restarted server restores each adopted sandbox's recorded policy.
+	d.mu.Lock()
+	clear(d.network)
+	d.mu.Unlock()
+	svc2 := sandbox.New(sandbox.Config{Network: inet}, st, d, catalog, log)
+	if err := svc2.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range []sandbox.Sandbox{narrow, def, none} {
+		got, _ := d.networkOf(sb.ID)
+		if got.Egress != sb.Network.Egress || !slices.Equal(got.Allow, sb.Network.Allow) {
+			t.Errorf("after Recover %s has %+v, want %+v", sb.ID, got, sb.Network)
+		}
+		rec, err := svc2.Get(t.Context(), "t1", sb.ID)
+		if err != nil || rec.Network.Egress != sb.Network.Egress {
+			t.Errorf("Get(%s) after Recover: %+v, %v", sb.ID, rec.Network, err)
+		}
 	}
 }
 

@@ -1,6 +1,10 @@
 package sandbox
 
-import "time"
+import (
+	"time"
+
+	"github.com/sdbx/sdbx/internal/runtime"
+)
 
 // Status is a sandbox's lifecycle state as clients see it.
 type Status string
@@ -29,6 +33,8 @@ type Sandbox struct {
 	Error string `json:"error,omitempty"`
 	// Resources are the sandbox's limits.
 	Resources Resources `json:"resources"`
+	// Network is the sandbox's egress policy.
+	Network runtime.Network `json:"network"`
 	// Tenant owns the sandbox; it is never sent to clients.
 	Tenant string `json:"-"`
 }
@@ -52,6 +58,9 @@ type CreateOptions struct {
 	// Expiry is how long the sandbox lives; 0 means the server default.
 	Expiry time.Duration
 	Env    map[string]string
+	// Network is the egress policy; an empty Egress means the server's
+	// default.
+	Network runtime.Network
 }
 
 // CommandRequest runs one command in a sandbox. Exactly one of Command

@@ -17,9 +17,9 @@ import (
 	"github.com/sdbx/sdbx/internal/runtime"
 )
 
-// noEgress explains failures of steps that download: build sandboxes, like
-// every sandbox, have loopback-only networking for now.
-const noEgress = "build sandboxes have no network access on this server yet (loopback only), " +
+// noEgress explains failures of steps that download when build sandboxes
+// have loopback-only networking (Config.BuildNetwork none).
+const noEgress = "build sandboxes have no network access on this server (loopback only), " +
 	"so packages that are not already in the base cannot be downloaded; see docs/templates.md"
 
 // builder runs one custom template's build.
@@ -114,7 +114,7 @@ func (b *builder) inSandbox(ctx context.Context, drv UpperDirReader, res buildRe
 	}
 	sid := "build-" + b.id
 	b.logf("starting build sandbox")
-	if err := c.cfg.Driver.Create(ctx, runtime.Spec{ID: sid, Overlays: overlays, Resources: c.cfg.BuildResources}); err != nil {
+	if err := c.cfg.Driver.Create(ctx, runtime.Spec{ID: sid, Overlays: overlays, Resources: c.cfg.BuildResources, Network: c.cfg.BuildNetwork}); err != nil {
 		return buildResult{}, fmt.Errorf("start build sandbox: %v", err)
 	}
 	defer func() {
@@ -183,6 +183,15 @@ func (b *builder) inSandbox(ctx context.Context, drv UpperDirReader, res buildRe
 	return res, nil
 }
 
+// stepError is the error of a failed download step: without egress it
+// says why downloads fail.
+func (b *builder) stepError(err error) error {
+	if n := b.c.cfg.BuildNetwork.Egress; n == "" || n == runtime.EgressNone {
+		return fmt.Errorf("%v; %s", err, noEgress)
+	}
+	return err
+}
+
 // steps installs the dependencies and runs installCommand.
 func (b *builder) steps(ctx context.Context, client *agentclient.Client, env map[string]string, res *buildResult) error {
 	var apt, lang []string
@@ -196,11 +205,11 @@ func (b *builder) steps(ctx context.Context, client *agentclient.Client, env map
 	if len(apt) > 0 {
 		aptEnv := withEnv(env, "DEBIAN_FRONTEND", "noninteractive")
 		if err := b.exec(ctx, client, "dependencies", aptEnv, "apt-get", "update"); err != nil {
-			return fmt.Errorf("%v; %s", err, noEgress)
+			return b.stepError(err)
 		}
 		args := append([]string{"apt-get", "install", "-y", "--no-install-recommends"}, apt...)
 		if err := b.exec(ctx, client, "dependencies", aptEnv, args...); err != nil {
-			return fmt.Errorf("%v; %s", err, noEgress)
+			return b.stepError(err)
 		}
 	}
 	if len(lang) > 0 {
@@ -213,7 +222,7 @@ func (b *builder) steps(ctx context.Context, client *agentclient.Client, env map
 			args = append([]string{"npm", "install", "--global", "--no-fund", "--no-audit", "--fetch-retries=0", "--fetch-timeout=15000"}, lang...)
 		}
 		if err := b.exec(ctx, client, "dependencies", stepEnv, args...); err != nil {
-			return fmt.Errorf("%v; %s", err, noEgress)
+			return b.stepError(err)
 		}
 		if b.t.Language == "javascript" && res.env["NODE_PATH"] == "" {
 			// Global modules are found by require() from anywhere.

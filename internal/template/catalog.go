@@ -33,6 +33,10 @@ type Config struct {
 	Driver runtime.Driver
 	// BuildResources limit build sandboxes (zero: the driver's defaults).
 	BuildResources runtime.Resources
+	// BuildNetwork is the egress policy of build sandboxes, so that
+	// dependencies and installCommand reach package registries (the
+	// server gives them internet). Zero: none.
+	BuildNetwork runtime.Network
 	// BuildTimeout bounds one build (default 30 minutes).
 	BuildTimeout time.Duration
 	// RegistryMirror is the registry that image references without one

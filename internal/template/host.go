@@ -69,7 +69,7 @@ func (c *Catalog) prepareEtc() error {
 	files := map[string]string{
 		"hostname":    "sandbox\n",
 		"hosts":       "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-		"resolv.conf": "# no DNS: sandboxes have loopback-only networking\n",
+		"resolv.conf": "# the runtime binds each sandbox's own resolv.conf here (egress none: no DNS)\n",
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(tmp, name), []byte(body), 0o644); err != nil {

@@ -14,6 +14,7 @@ type createSandboxBody struct {
 	ExpiryTime     int64             `json:"expiryTime,omitempty"`
 	InitialEnvVars map[string]string `json:"initialEnvVars,omitempty"`
 	Resources      *Resources        `json:"resources,omitempty"`
+	Network        *Network          `json:"network,omitempty"`
 }
 
 // CreateSandbox creates a sandbox and returns it once it is ready. It is
@@ -29,6 +30,9 @@ func (c *Client) CreateSandbox(ctx context.Context, opts CreateSandboxOptions) (
 	}
 	if opts.Resources != (Resources{}) {
 		body.Resources = &opts.Resources
+	}
+	if opts.Network.Egress != "" || len(opts.Network.Allow) > 0 {
+		body.Network = &opts.Network
 	}
 	var out struct {
 		Sandbox *Sandbox `json:"sandbox"`

@@ -28,6 +28,27 @@ type Sandbox struct {
 	Error string `json:"error,omitempty"`
 	// Resources are the sandbox's limits.
 	Resources Resources `json:"resources"`
+	// Network is the sandbox's egress policy.
+	Network Network `json:"network"`
+}
+
+// Egress policies of Network.Egress.
+const (
+	EgressNone      = "none"      // loopback only
+	EgressInternet  = "internet"  // public addresses; never private ranges, metadata, the host or other sandboxes
+	EgressAllowlist = "allowlist" // only the CIDRs and domains of Network.Allow
+)
+
+// Network is a sandbox's egress policy. In CreateSandboxOptions a zero
+// Network means the server's default (--network-default, usually
+// internet).
+type Network struct {
+	// Egress is EgressNone, EgressInternet or EgressAllowlist.
+	Egress string `json:"egress,omitempty"`
+	// Allow lists IPv4 CIDRs ("203.0.113.0/24"), domains
+	// ("registry.npmjs.org") and wildcards ("*.example.org"), at most 64;
+	// only with EgressAllowlist.
+	Allow []string `json:"allow,omitempty"`
 }
 
 // Resources are a sandbox's hard limits. In CreateSandboxOptions a zero
@@ -87,6 +108,8 @@ type CreateSandboxOptions struct {
 	Env map[string]string
 	// Resources override the server's default limits.
 	Resources Resources
+	// Network is the egress policy; zero means the server's default.
+	Network Network
 }
 
 // Command is a command to run in a sandbox. Exactly one of Command and Args

@@ -62,9 +62,11 @@ func start(t *testing.T) *suite {
 	return s
 }
 
-func (s *suite) sandbox(t *testing.T) string {
+// sandbox creates a sandbox with egress n (zero: the server's default,
+// internet) that is deleted when the test ends.
+func (s *suite) sandbox(t *testing.T, n sdbx.Network) string {
 	t.Helper()
-	sb, err := s.c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: "python-3-11"})
+	sb, err := s.c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: "python-3-11", Network: n})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +87,10 @@ func (s *suite) sh(t *testing.T, id, cmd string) (int, string) {
 
 func TestBreakout(t *testing.T) {
 	s := start(t)
-	id := s.sandbox(t)
-	other := s.sandbox(t)
+	// Egress none: the probes below expect loopback only
+	// (network_test.go probes the other policies).
+	id := s.sandbox(t, sdbx.Network{Egress: sdbx.EgressNone})
+	other := s.sandbox(t, sdbx.Network{})
 
 	// Canaries on the host, in places a sandbox must never see.
 	canary := "sdbx-canary-" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -162,8 +166,8 @@ func TestBreakout(t *testing.T) {
 // another sandbox is unaffected.
 func TestResourceBombs(t *testing.T) {
 	s := start(t)
-	victim := s.sandbox(t)
-	bystander := s.sandbox(t)
+	victim := s.sandbox(t, sdbx.Network{})
+	bystander := s.sandbox(t, sdbx.Network{})
 	for _, bomb := range []struct{ name, cmd string }{
 		{"fork bomb", "bash -c ':(){ :|:& };:' 2>/dev/null"},
 		{"memory bomb", "python3 -c 'x = []\nwhile True: x.append(bytearray(16 << 20))' 2>/dev/null; true"},

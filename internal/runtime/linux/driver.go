@@ -10,7 +10,9 @@
 // capability, sets no_new_privs, installs a seccomp deny-list and executes
 // the agent ("/.sdbx/sdbx agent --listen-fd 3"), which becomes the
 // sandbox's PID 1 and serves the agent protocol on a unix socket that the
-// driver created at <StateDir>/<id>/agent.sock.
+// driver created at <StateDir>/<id>/agent.sock. With Config.Network, a
+// sandbox whose Spec.Network allows egress gets its link and rules
+// (package network) before init is let go, so its first command has them.
 //
 // Everything the driver needs later lives on disk or in cgroupfs, so a
 // restarted server finds, stops and deletes sandboxes that an earlier
@@ -25,6 +27,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,6 +57,20 @@ type Config struct {
 	DefaultResources runtime.Resources
 	// Logger receives lifecycle events. Default: discard.
 	Logger *slog.Logger
+	// Network wires sandboxes whose Spec.Network lets them reach the
+	// outside (package network). Nil: only egress none is accepted.
+	Network Network
+}
+
+// Network connects a sandbox's network namespace to the host and enforces
+// its egress policy from the host side.
+type Network interface {
+	// Apply gives sandbox id, whose init is host process pid, policy n
+	// (normalized), replacing what it had; EgressNone removes its link. It
+	// returns the sandbox's nameserver, invalid for EgressNone.
+	Apply(ctx context.Context, id string, pid int, n runtime.Network) (netip.Addr, error)
+	// Release removes the sandbox's link and rules; nothing left is fine.
+	Release(ctx context.Context, id string) error
 }
 
 // Driver runs sandboxes on this machine. It needs root.
@@ -67,7 +84,10 @@ type Driver struct {
 	reapers sync.WaitGroup
 }
 
-var _ runtime.Driver = (*Driver)(nil)
+var (
+	_ runtime.Driver        = (*Driver)(nil)
+	_ runtime.NetworkSetter = (*Driver)(nil)
+)
 
 // stopTimeout bounds cleanup work done after the caller's context is gone.
 const stopTimeout = 30 * time.Second
@@ -137,6 +157,9 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
 	if err := validateSpec(spec); err != nil {
 		return err
 	}
+	if spec.Network, err = d.checkNetwork(spec.Network); err != nil {
+		return err
+	}
 	spec.Resources = withDefaults(spec.Resources, d.cfg.DefaultResources)
 	spec.Overlays = slices.Clone(spec.Overlays)
 	id := spec.ID
@@ -195,9 +218,12 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return nil
 	}
 	// Half-dead leftovers (an agent that lost its socket, a stray
-	// process) go before the new init starts.
+	// process, the old namespace's link) go before the new init starts.
 	if err := d.cg.Kill(ctx, id); err != nil {
 		return fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
+	}
+	if err := d.releaseNetwork(ctx, id); err != nil {
+		return err
 	}
 	// The cgroups may be gone (host reboot); Create is idempotent.
 	if err := d.cg.Create(ctx, id, spec.Resources); err != nil {
@@ -226,6 +252,9 @@ func (d *Driver) stop(ctx context.Context, id string) error {
 	if err := d.cg.Kill(ctx, id); err != nil {
 		return fmt.Errorf("sandbox %s: stop: %w", id, kindOf(ctx, err))
 	}
+	if err := d.releaseNetwork(ctx, id); err != nil {
+		return err
+	}
 	l := d.layout(id)
 	for _, f := range []string{l.socket(), l.pidFile()} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -252,6 +281,9 @@ func (d *Driver) destroy(ctx context.Context, id string) error {
 	}
 	if err := d.cg.Remove(ctx, id); err != nil {
 		return fmt.Errorf("sandbox %s: delete: %w", id, kindOf(ctx, err))
+	}
+	if err := d.releaseNetwork(ctx, id); err != nil {
+		return err
 	}
 	// Overlay work dirs hold mode-000 directories; root removes them all.
 	if err := os.RemoveAll(d.layout(id).dir()); err != nil {

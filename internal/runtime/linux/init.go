@@ -55,6 +55,9 @@ type initConfig struct {
 	TmpMB int64 `json:"tmpMB"`
 	// Env is the complete environment of the agent.
 	Env []string `json:"env"`
+	// ResolvConf, when set, is the host file bound read-only at
+	// /etc/resolv.conf (the driver rewrites it when the policy changes).
+	ResolvConf string `json:"resolvConf,omitempty"`
 }
 
 // overlayMount is one overlayfs mount with its per-sandbox directories.

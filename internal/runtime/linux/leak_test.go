@@ -9,13 +9,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
 )
 
 // TestNoLeaks creates and deletes many sandboxes, a few at a time, and then
-// looks for anything left: mounts, cgroups, processes, files.
+// looks for anything left: mounts, cgroups, processes, files, links and
+// firewall rules (half of them have egress internet, a few allowlist).
 func TestNoLeaks(t *testing.T) {
-	e := newTestEnv(t)
+	e, nm := newNetEnv(t)
 	const total, parallel = 50, 4
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -25,7 +27,14 @@ func TestNoLeaks(t *testing.T) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			id := runtimetest.NewID(t, fmt.Sprintf("leak%d", i))
-			if err := e.d.Create(t.Context(), runtimetest.HostSpec(id, e.etc)); err != nil {
+			spec := runtimetest.HostSpec(id, e.etc)
+			switch i % 4 {
+			case 1, 2:
+				spec.Network.Egress = runtime.EgressInternet
+			case 3:
+				spec.Network = runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"registry.npmjs.org", "203.0.113.0/24"}}
+			}
+			if err := e.d.Create(t.Context(), spec); err != nil {
 				errs <- fmt.Errorf("Create(%s): %w", id, err)
 				return
 			}
@@ -44,6 +53,9 @@ func TestNoLeaks(t *testing.T) {
 		t.Error(err)
 	}
 
+	for _, left := range networkLeftovers(t, nm) {
+		t.Errorf("left behind: %s", left)
+	}
 	if ids, err := e.d.List(context.Background()); err != nil || len(ids) != 0 {
 		t.Errorf("List = %v, %v; want nothing", ids, err)
 	}
@@ -93,4 +105,27 @@ func BenchmarkCreateExecDelete(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+}
+
+// BenchmarkCreateExecDeleteNetwork is BenchmarkCreateExecDelete per egress
+// policy: what a sandbox's link and rules add to its life.
+func BenchmarkCreateExecDeleteNetwork(b *testing.B) {
+	for _, egress := range []string{runtime.EgressNone, runtime.EgressInternet} {
+		b.Run(egress, func(b *testing.B) {
+			e, _ := newNetEnv(b)
+			for b.Loop() {
+				id := runtimetest.NewID(b, "bench")
+				spec := runtimetest.HostSpec(id, e.etc)
+				spec.Network.Egress = egress
+				if err := e.d.Create(b.Context(), spec); err != nil {
+					b.Fatal(err)
+				}
+				runtimetest.MustExec(b, e.d, id, "true")
+				if err := e.d.Delete(b.Context(), id); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+		})
+	}
 }

@@ -48,6 +48,9 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		TmpMB:     spec.Resources.MemoryMB,
 		Env:       []string{"PATH=" + agentPATH, "HOME=/root", "HOSTNAME=" + id, "LANG=C.UTF-8"},
 	}
+	if d.cfg.Network != nil {
+		cfg.ResolvConf = l.resolvConf()
+	}
 	for i, o := range spec.Overlays {
 		cfg.Overlays = append(cfg.Overlays, overlayMount{Target: o.Target, Lower: o.Lower, Upper: l.upper(i), Work: l.work(i)})
 	}
@@ -140,6 +143,11 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 	}
 	if err := os.WriteFile(l.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		return abort(fmt.Errorf("write pid file: %v: %w", err, errdefs.ErrInternal))
+	}
+	// The link is up before the agent runs, so the sandbox's first command
+	// has its network.
+	if err := d.applyNetwork(ctx, id, pid, l, spec.Network); err != nil {
+		return abort(err)
 	}
 	// The config doubles as the go-ahead: init reads it to EOF, and only
 	// then unshares its cgroup namespace (rooted where it now is).

@@ -136,6 +136,13 @@ func buildRoot(cfg *initConfig) error {
 	if err := r.bind(cfg.Exe, agentPath, false, true, true, unix.MS_NOSUID|unix.MS_NODEV); err != nil {
 		return err
 	}
+	if cfg.ResolvConf != "" {
+		// A template whose /etc/resolv.conf can't be bound (a dangling
+		// symlink) still starts; only names don't resolve in it.
+		if err := r.bind(cfg.ResolvConf, "/etc/resolv.conf", false, true, true, unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+			fmt.Fprintf(os.Stderr, "sdbx init: resolv.conf: %v\n", err)
+		}
+	}
 	return nil
 }
 

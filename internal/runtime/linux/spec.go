@@ -121,6 +121,7 @@ func withDefaults(r, def runtime.Resources) runtime.Resources {
 //	agent.sock     the agent's listening socket (host side only)
 //	init.pid       host pid of the sandbox's PID 1
 //	init.log       stdout and stderr of init and the agent
+//	resolv.conf    bound at /etc/resolv.conf (with a network manager)
 type layout string
 
 func (l layout) dir() string                { return string(l) }
@@ -133,6 +134,7 @@ func (l layout) home() string               { return filepath.Join(string(l), "h
 func (l layout) socket() string             { return filepath.Join(string(l), "agent.sock") }
 func (l layout) pidFile() string            { return filepath.Join(string(l), "init.pid") }
 func (l layout) logFile() string            { return filepath.Join(string(l), "init.log") }
+func (l layout) resolvConf() string         { return filepath.Join(string(l), "resolv.conf") }
 func (l layout) overlayDirs(n int) []string { return []string{l.upper(n), l.work(n)} }
 
 // prepare creates the sandbox's directories (existing ones are kept) and

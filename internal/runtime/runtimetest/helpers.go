@@ -203,3 +203,38 @@ func MustExec(t testing.TB, d runtime.Driver, id string, args ...string) string 
 	}
 	return res.Stdout
 }
+
+// NetProbe is a Python program for network tests inside a sandbox. Its
+// verbs print one line each:
+//
+//	resolve NAME          the IPv4 address, or "ERR <reason>"
+//	connect HOST PORT     "OK" when a TCP connection is made within 3 s, or "ERR <reason>"
+//	get URL               the HTTP status of a GET, or "ERR <reason>"
+const NetProbe = `
+import socket, sys, urllib.request
+def run(args):
+    verb = args[0]
+    try:
+        if verb == "resolve":
+            return socket.getaddrinfo(args[1], 443, socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+        if verb == "connect":
+            s = socket.create_connection((args[1], int(args[2])), timeout=3)
+            s.close()
+            return "OK"
+        if verb == "get":
+            with urllib.request.urlopen(args[1], timeout=20) as r:
+                return str(r.status)
+    except Exception as e:
+        return "ERR " + type(e).__name__ + " " + str(e).replace("\n", " ")
+    return "ERR unknown verb"
+print(run(sys.argv[1:]))
+`
+
+// WantDropped fails unless a NetProbe connect timed out: a dropped SYN
+// times out, one that reached a host without a listener is refused.
+func WantDropped(t testing.TB, what, got string) {
+	t.Helper()
+	if !strings.Contains(got, "timed out") {
+		t.Errorf("connect to %s = %q; want a time-out (dropped)", what, got)
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 var _ sandbox.Store = (*Store)(nil)
 
-const sandboxColumns = "id, tenant, name, template_id, status, env, error, created_at, updated_at, expires_at, resources"
+const sandboxColumns = "id, tenant, name, template_id, status, env, error, created_at, updated_at, expires_at, resources, network"
 
 // CreateSandbox implements sandbox.Store.
 func (s *Store) CreateSandbox(ctx context.Context, sb sandbox.Sandbox) error {
@@ -25,10 +25,14 @@ func (s *Store) CreateSandbox(ctx context.Context, sb sandbox.Sandbox) error {
 	if err != nil {
 		return fmt.Errorf("encode resources of sandbox %s: %w", sb.ID, err)
 	}
+	network, err := json.Marshal(sb.Network)
+	if err != nil {
+		return fmt.Errorf("encode network of sandbox %s: %w", sb.ID, err)
+	}
 	_, err = s.db.ExecContext(ctx,
-		"INSERT INTO sandboxes ("+sandboxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+		"INSERT INTO sandboxes ("+sandboxColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		sb.ID, sb.Tenant, sb.Name, sb.TemplateID, string(sb.Status), string(env), sb.Error,
-		toMillis(sb.CreatedAt), toMillis(sb.UpdatedAt), expiryMillis(sb.ExpiresAt), string(res))
+		toMillis(sb.CreatedAt), toMillis(sb.UpdatedAt), expiryMillis(sb.ExpiresAt), string(res), string(network))
 	if isUnique(err) {
 		return fmt.Errorf("sandbox %s: %w", sb.ID, errdefs.ErrConflict)
 	}
@@ -126,13 +130,16 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanSandbox(r scanner) (sandbox.Sandbox, error) {
 	var (
-		sb               sandbox.Sandbox
-		status, env, res string
-		created, updated int64
-		expires          sql.NullInt64
+		sb                        sandbox.Sandbox
+		status, env, res, network string
+		created, updated          int64
+		expires                   sql.NullInt64
 	)
-	if err := r.Scan(&sb.ID, &sb.Tenant, &sb.Name, &sb.TemplateID, &status, &env, &sb.Error, &created, &updated, &expires, &res); err != nil {
+	if err := r.Scan(&sb.ID, &sb.Tenant, &sb.Name, &sb.TemplateID, &status, &env, &sb.Error, &created, &updated, &expires, &res, &network); err != nil {
 		return sb, err
+	}
+	if err := json.Unmarshal([]byte(network), &sb.Network); err != nil {
+		return sb, fmt.Errorf("decode network of sandbox %s: %w", sb.ID, err)
 	}
 	if err := json.Unmarshal([]byte(res), &sb.Resources); err != nil {
 		return sb, fmt.Errorf("decode resources of sandbox %s: %w", sb.ID, err)

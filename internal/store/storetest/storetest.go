@@ -4,11 +4,13 @@ package storetest
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/sdbx/sdbx/internal/auth"
 	"github.com/sdbx/sdbx/internal/errdefs"
+	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/sandbox"
 )
 
@@ -41,6 +43,7 @@ func testSandboxRoundTrip(t *testing.T, s Store) {
 	exp := now.Add(time.Hour)
 	sb := newSandbox("sb-1", "t1", now)
 	sb.ExpiresAt = &exp
+	sb.Network = runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"registry.npmjs.org", "203.0.113.0/24"}}
 	if err := s.CreateSandbox(ctx, sb); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +55,8 @@ func testSandboxRoundTrip(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	if got.Name != sb.Name || got.Tenant != "t1" || got.EnvVars["A"] != "1" || len(got.EnvVars) != 2 ||
-		!got.CreatedAt.Equal(now) || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) {
+		!got.CreatedAt.Equal(now) || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) ||
+		got.Network.Egress != runtime.EgressAllowlist || !slices.Equal(got.Network.Allow, sb.Network.Allow) {
 		t.Fatalf("round trip: got %+v, want %+v", got, sb)
 	}
 	got.Status, got.Error, got.ExpiresAt = sandbox.StatusError, "boom", nil

@@ -31,6 +31,7 @@ import type {
   RunCodeOptions,
   SandboxConfig,
   SandboxCreationResponse,
+  SandboxNetwork,
   SandboxSDKConfig,
   SandboxStatus,
   SandboxTemplate,
@@ -81,7 +82,11 @@ const CONFIG_KEYS = [
   'onMetrics',
   'socketOptions',
 ] as const;
-const CREATE_SANDBOX_KEYS = ['templateId', 'name', 'expiryTime', 'initialEnvVars', 'resources'] as const;
+const CREATE_SANDBOX_KEYS = ['templateId', 'name', 'expiryTime', 'initialEnvVars', 'resources', 'network'] as const;
+const NETWORK_KEYS = ['egress', 'allow'] as const;
+const EGRESS = ['none', 'internet', 'allowlist'] as const;
+/** Most entries of network.allow (the server's limit). */
+const MAX_ALLOW = 64;
 const RESOURCE_KEYS = ['cpu', 'memoryMb', 'pids'] as const;
 const TEMPLATE_KEYS = [
   'name',
@@ -203,6 +208,7 @@ export class SandboxSDK {
       expiryTime: v.optionalNumber(o.expiryTime, 'options.expiryTime', { min: 0, integer: true }),
       initialEnvVars: v.optionalStringMap(o.initialEnvVars, 'options.initialEnvVars'),
       resources: resourcesOption(o.resources),
+      network: networkOption(o.network),
     });
     const data = await this.transport.request<SandboxCreationResponse>('sandbox:create', body, {
       timeoutMs: this.timeout,
@@ -753,6 +759,28 @@ function normalizeExecutionResult(r: ExecutionResult | undefined): ExecutionResu
     throw new SandboxError('code:run: the server answered without an execution', 'internal', { operation: 'code:run' });
   }
   return { ...r, execution: normalizeExecution(r.execution) };
+}
+
+/**
+ * Checks createSandbox's `network` option (undefined when absent). The
+ * server checks each CIDR and domain of `allow`.
+ */
+function networkOption(value: unknown): SandboxNetwork | undefined {
+  if (value === undefined) return undefined;
+  const n = v.object(value, 'options.network', NETWORK_KEYS);
+  const egress = v.optionalEnum(n.egress, 'options.network.egress', EGRESS);
+  if (egress === undefined) {
+    throw new ValidationError('options.network.egress', "options.network.egress must be one of 'none', 'internet', 'allowlist' (got undefined)");
+  }
+  const allow = v.optionalStringArray(n.allow, 'options.network.allow');
+  if (allow !== undefined && allow.length > 0 && egress !== 'allowlist') {
+    throw new ValidationError('options.network.allow', `options.network.allow is only allowed with egress 'allowlist' (egress is '${egress}')`);
+  }
+  if (allow !== undefined && allow.length > MAX_ALLOW) {
+    throw new ValidationError('options.network.allow', `options.network.allow has ${allow.length} entries; at most ${MAX_ALLOW} are allowed`);
+  }
+  allow?.forEach((a, i) => v.requiredString(a, `options.network.allow[${i}]`));
+  return allow === undefined ? { egress } : { egress, allow };
 }
 
 /** Checks createSandbox's `resources` option (undefined when absent). */

@@ -69,6 +69,25 @@ export interface SandboxConfig {
   error?: string;
   /** The sandbox's effective limits. */
   resources?: SandboxResources;
+  /** The sandbox's egress policy. */
+  network?: SandboxNetwork;
+}
+
+/**
+ * What a sandbox may reach over the network: `none` (loopback only),
+ * `internet` (public addresses; never private ranges, cloud metadata, the
+ * host or other sandboxes) or `allowlist` (only `allow`).
+ */
+export type SandboxEgress = 'none' | 'internet' | 'allowlist';
+
+/** A sandbox's egress policy; left out of createSandbox, the server's default applies (usually `internet`). */
+export interface SandboxNetwork {
+  egress: SandboxEgress;
+  /**
+   * With egress `allowlist`: IPv4 CIDRs ('203.0.113.0/24'), domains
+   * ('registry.npmjs.org') and wildcards ('*.example.org'), at most 64.
+   */
+  allow?: string[];
 }
 
 /** A sandbox's hard limits; in createSandbox a field left out takes the server's default. */
@@ -95,6 +114,8 @@ export interface CreateSandboxOptions {
   initialEnvVars?: Record<string, string | undefined>;
   /** Limits beyond the server's defaults (up to its maxima). */
   resources?: SandboxResources;
+  /** Egress policy; absent: the server's default. */
+  network?: SandboxNetwork;
 }
 
 export interface SandboxCreationResponse {

@@ -179,6 +179,31 @@ serverTest('README Templates: create custom template', async () => {
   assert.ok((await sdk.getTemplates(1, 100)).templates.some((t) => t.id === customTemplate.id));
 });
 
+serverTest('createSandbox with a network policy reports it; the server checks the allowlist', async () => {
+  const sdk = newSDK();
+  const { sandbox } = await sdk.createSandbox({
+    templateId: 'python-3-11',
+    network: { egress: 'allowlist', allow: ['Registry.NPMJS.org.', '203.0.113.7/24'] },
+  });
+  try {
+    assert.deepEqual(sandbox.network, { egress: 'allowlist', allow: ['registry.npmjs.org', '203.0.113.0/24'] });
+    const status = await sdk.getSandboxStatus(sandbox.id);
+    assert.deepEqual(status.network, sandbox.network);
+    await assert.rejects(
+      sdk.createSandbox({ templateId: 'python-3-11', network: { egress: 'allowlist', allow: ['not a domain'] } }),
+      (err) => err instanceof SandboxError && err.code === 'invalid_argument' && /network\.allow\[0\]/.test(err.message),
+    );
+  } finally {
+    await deleteQuietly(sdk, sandbox.id);
+  }
+  const { sandbox: def } = await sdk.createSandbox({ templateId: 'python-3-11' });
+  try {
+    assert.equal(def.network.egress, 'internet', 'the server default');
+  } finally {
+    await deleteQuietly(sdk, def.id);
+  }
+});
+
 serverTest('createSandbox with resources reports and enforces them', async () => {
   const sdk = newSDK();
   const { sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', resources: { pids: 24, memoryMb: 96 } });
