@@ -109,6 +109,11 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
 		MaxResources:  runtime.Resources{CPU: cfg.MaxCPU, MemoryMB: cfg.MaxMemoryMB, PIDs: cfg.MaxPIDs},
 		Pool:          cfg.Pool,
+		Caps: sandbox.Caps{
+			Sandboxes: cfg.MaxSandboxesPerKey, Executions: cfg.MaxExecutionsPerKey,
+			// The admin key is the operator's: caps are for the keys it hands out.
+			Exempt: []string{auth.DefaultTenant},
+		},
 	}, st, driver, catalog, log)
 
 	keys := auth.NewKeys(st)

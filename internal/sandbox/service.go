@@ -52,6 +52,8 @@ type Config struct {
 	// Pool is the number of pre-created sandboxes kept ready per template
 	// id (the warm pool); a template that is not listed has none.
 	Pool map[string]int
+	// Caps are the per-tenant caps on sandboxes and executions.
+	Caps Caps
 }
 
 // Service is the sandbox domain service. All methods take the caller's
@@ -81,6 +83,10 @@ type Service struct {
 	defaults map[string]CodeContext
 	// ready caches the records of ready sandboxes (see remember).
 	ready map[string]Sandbox
+	// runs counts the execution slots each tenant holds (see acquireRuns).
+	runs map[string]int
+	// admitMu serializes the sandbox cap's count-then-insert.
+	admitMu sync.Mutex
 }
 
 // liveSandbox tracks in-memory state of a sandbox: commands in flight and a
@@ -100,6 +106,7 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
 		defaults: map[string]CodeContext{}, ready: map[string]Sandbox{},
+		runs: map[string]int{},
 	}
 	s.base, s.shutdown = context.WithCancel(context.Background())
 	return s
@@ -129,28 +136,38 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 		return Sandbox{}, err
 	}
 	// Pooled sandboxes have the default limits.
-	if limits == s.cfg.Resources {
-		if id := s.claimPooled(ctx, tmpl.ID); id != "" {
-			sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
-			sb.Status, sb.Resources = StatusReady, toResources(limits)
-			if err := s.store.CreateSandbox(ctx, sb); err != nil {
-				s.deleteQuietly(context.WithoutCancel(ctx), id)
-				return Sandbox{}, err
+	var sb Sandbox
+	pooled := false
+	err = s.admitSandbox(ctx, tenant, func() error {
+		if limits == s.cfg.Resources {
+			if id := s.claimPooled(ctx, tmpl.ID); id != "" {
+				sb = newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
+				sb.Status, sb.Resources = StatusReady, toResources(limits)
+				if err := s.store.CreateSandbox(ctx, sb); err != nil {
+					s.deleteQuietly(context.WithoutCancel(ctx), id)
+					return err
+				}
+				pooled = true
+				return nil
 			}
-			s.remember(sb)
-			s.adoptWarmContext(context.WithoutCancel(ctx), sb)
-			return sb, nil
 		}
-	}
-	id, err := newID()
+		id, err := newID()
+		if err != nil {
+			return err
+		}
+		sb = newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
+		sb.Resources = toResources(limits)
+		return s.store.CreateSandbox(ctx, sb)
+	})
 	if err != nil {
 		return Sandbox{}, err
 	}
-	sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
-	sb.Resources = toResources(limits)
-	if err := s.store.CreateSandbox(ctx, sb); err != nil {
-		return Sandbox{}, err
+	if pooled {
+		s.remember(sb)
+		s.adoptWarmContext(context.WithoutCancel(ctx), sb)
+		return sb, nil
 	}
+	id := sb.ID
 	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: limits}
 	if err := s.driver.Create(ctx, spec); err != nil {
 		s.log.Error("create sandbox", "sandbox_id", id, "err", err)
