@@ -18,6 +18,7 @@ import (
 const (
 	minMemoryMB = 32
 	minPIDs     = 16
+	minDiskMB   = 16
 )
 
 // reservedTargets are paths the driver mounts itself; overlays may not
@@ -85,8 +86,8 @@ func validateSpec(spec runtime.Spec) error {
 		return fmt.Errorf("resources.memoryMB %d: must be at least %d: %w", r.MemoryMB, minMemoryMB, errdefs.ErrInvalidArgument)
 	case r.PIDs < 0 || (r.PIDs > 0 && r.PIDs < minPIDs):
 		return fmt.Errorf("resources.pids %d: must be at least %d: %w", r.PIDs, minPIDs, errdefs.ErrInvalidArgument)
-	case r.DiskMB < 0:
-		return fmt.Errorf("resources.diskMB %d: must not be negative: %w", r.DiskMB, errdefs.ErrInvalidArgument)
+	case r.DiskMB < 0 || (r.DiskMB > 0 && r.DiskMB < minDiskMB):
+		return fmt.Errorf("resources.diskMB %d: must be at least %d: %w", r.DiskMB, minDiskMB, errdefs.ErrInvalidArgument)
 	case r.CPU > 0 && r.CPU*cpuPeriod < 1000:
 		return fmt.Errorf("resources.cpu %v: must be at least 0.01: %w", r.CPU, errdefs.ErrInvalidArgument)
 	}
