@@ -85,16 +85,22 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		StateDir:     filepath.Join(cfg.DataDir, "sandboxes"),
 		CgroupParent: cgroupParent(cfg.DataDir),
 		Logger:       log,
+		Disk:         linux.DiskPool{Image: filepath.Join(cfg.DataDir, "sandboxes.img"), SizeMB: cfg.DiskPoolGB << 10},
 	})
 	if err != nil {
 		return fmt.Errorf("linux runtime: %w", err)
 	}
+	defer func() {
+		if err := driver.Close(); err != nil {
+			log.Error("close the linux runtime", "err", err)
+		}
+	}()
 	catalog, err := template.NewCatalog(ctx, template.Config{
 		DataDir:        cfg.DataDir,
 		Log:            log,
 		Store:          st,
 		Driver:         driver,
-		BuildResources: runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
+		BuildResources: runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs, DiskMB: max(cfg.MaxDiskMB, cfg.DiskMB)},
 		RegistryMirror: cfg.RegistryMirror,
 	})
 	if err != nil {
@@ -106,8 +112,8 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	svc := sandbox.New(sandbox.Config{
 		DefaultExpiry: cfg.DefaultExpiry,
-		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
-		MaxResources:  runtime.Resources{CPU: cfg.MaxCPU, MemoryMB: cfg.MaxMemoryMB, PIDs: cfg.MaxPIDs},
+		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs, DiskMB: cfg.DiskMB},
+		MaxResources:  runtime.Resources{CPU: cfg.MaxCPU, MemoryMB: cfg.MaxMemoryMB, PIDs: cfg.MaxPIDs, DiskMB: cfg.MaxDiskMB},
 		Pool:          cfg.Pool,
 		Caps: sandbox.Caps{
 			Sandboxes: cfg.MaxSandboxesPerKey, Executions: cfg.MaxExecutionsPerKey,

@@ -85,6 +85,8 @@ type Service struct {
 	ready map[string]Sandbox
 	// runs counts the execution slots each tenant holds (see acquireRuns).
 	runs map[string]int
+	// diskErr says why Resources.DiskMB is not enforced; nil when it is.
+	diskErr error
 	// admitMu serializes the sandbox cap's count-then-insert.
 	admitMu sync.Mutex
 }
@@ -102,7 +104,16 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 	if cfg.ExpiryInterval <= 0 {
 		cfg.ExpiryInterval = time.Second
 	}
-	s := &Service{
+	// Without quotas no disk limit is promised: diskMb is refused and
+	// not reported.
+	diskErr := errors.New("the runtime does not enforce disk quotas")
+	if dq, ok := driver.(runtime.DiskQuotas); ok {
+		diskErr = dq.DiskQuota()
+	}
+	if diskErr != nil {
+		cfg.Resources.DiskMB, cfg.MaxResources.DiskMB = 0, 0
+	}
+	s := &Service{diskErr: diskErr,
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
 		defaults: map[string]CodeContext{}, ready: map[string]Sandbox{},
@@ -229,14 +240,17 @@ func (s *Service) limits(r Resources) (runtime.Resources, error) {
 	if err := check("pids", float64(r.PIDs), 16, float64(max(ceil.PIDs, def.PIDs)), func() { out.PIDs = r.PIDs }); err != nil {
 		return out, err
 	}
-	if r.DiskMB != 0 {
-		return out, invalid("resources.diskMb: disk quotas are not enforced by this server yet; leave it out")
+	if r.DiskMB != 0 && s.diskErr != nil {
+		return out, invalid("resources.diskMb: this server does not enforce disk quotas (%s); leave it out", errdefs.Message(s.diskErr))
+	}
+	if err := check("diskMb", float64(r.DiskMB), 16, float64(max(ceil.DiskMB, def.DiskMB)), func() { out.DiskMB = r.DiskMB }); err != nil {
+		return out, err
 	}
 	return out, nil
 }
 
 func toResources(r runtime.Resources) Resources {
-	return Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, PIDs: r.PIDs}
+	return Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, PIDs: r.PIDs, DiskMB: r.DiskMB}
 }
 
 // newRecord builds the record of a new sandbox, status creating.

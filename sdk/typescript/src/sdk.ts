@@ -73,7 +73,7 @@ const CONFIG_KEYS = [
   'socketOptions',
 ] as const;
 const CREATE_SANDBOX_KEYS = ['templateId', 'name', 'expiryTime', 'initialEnvVars', 'resources'] as const;
-const RESOURCE_KEYS = ['cpu', 'memoryMb', 'pids'] as const;
+const RESOURCE_KEYS = ['cpu', 'memoryMb', 'pids', 'diskMb'] as const;
 const TEMPLATE_KEYS = [
   'name',
   'language',
@@ -656,5 +656,6 @@ function resourcesOption(value: unknown): Record<string, number> | undefined {
     cpu: v.optionalNumber(r.cpu, 'options.resources.cpu', { min: 0 }),
     memoryMb: v.optionalNumber(r.memoryMb, 'options.resources.memoryMb', { min: 0, integer: true }),
     pids: v.optionalNumber(r.pids, 'options.resources.pids', { min: 0, integer: true }),
+    diskMb: v.optionalNumber(r.diskMb, 'options.resources.diskMb', { min: 0, integer: true }),
   }) as Record<string, number>;
 }
