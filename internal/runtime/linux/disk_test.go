@@ -15,7 +15,7 @@ import (
 )
 
 // newDiskEnv is newTestEnv with a 1 GiB disk pool, unmounted at the end.
-func newDiskEnv(t *testing.T) *testEnv {
+func newDiskEnv(t testing.TB) *testEnv {
 	t.Helper()
 	runtimetest.RequireRoot(t)
 	data := t.TempDir()

@@ -81,7 +81,11 @@ func TestNoLeaks(t *testing.T) {
 // BenchmarkCreateExecDelete measures a sandbox's whole life: Create, the
 // first command (true) and Delete.
 func BenchmarkCreateExecDelete(b *testing.B) {
-	e := newTestEnv(b)
+	b.Run("plain", func(b *testing.B) { benchCreateExecDelete(b, newTestEnv(b)) })
+	b.Run("disk-pool", func(b *testing.B) { benchCreateExecDelete(b, newDiskEnv(b)) })
+}
+
+func benchCreateExecDelete(b *testing.B, e *testEnv) {
 	for b.Loop() {
 		id := runtimetest.NewID(b, "bench")
 		if err := e.d.Create(b.Context(), runtimetest.HostSpec(id, e.etc)); err != nil {
