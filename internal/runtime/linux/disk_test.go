@@ -150,14 +150,21 @@ func TestDiskQuota(t *testing.T) {
 		}
 	}
 	d2.reapers.Wait()
+	waitNoQgroups(t, e.d.cfg.StateDir)
+}
+
+// waitNoQgroups waits until btrfs has dropped the qgroups of the deleted
+// subvolumes under dir.
+func waitNoQgroups(t *testing.T, dir string) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
-	for len(qgroups(t, e.d.cfg.StateDir)) > 0 {
+	for len(qgroups(t, dir)) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("qgroups left a minute after delete: %v", qgroups(t, e.d.cfg.StateDir))
+			t.Fatalf("qgroups left a minute after delete: %v", qgroups(t, dir))
 		}
 		// BTRFS_IOC_SYNC commits and wakes the cleaner, which drops
 		// deleted subvolumes (else it runs every 30 s).
-		if fd, err := unix.Open(e.d.cfg.StateDir, unix.O_RDONLY, 0); err == nil {
+		if fd, err := unix.Open(dir, unix.O_RDONLY, 0); err == nil {
 			ioctlPtr(fd, 0x9408, nil)
 			unix.Close(fd)
 		}
