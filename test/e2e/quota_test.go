@@ -143,7 +143,7 @@ func TestSandboxesPerKey(t *testing.T) {
 		srv.Stop(30 * time.Second)
 	}()
 	create := func() (*sdbx.Sandbox, error) {
-		return c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: "python-3-11"})
+		return c.CreateSandbox(t.Context(), sdbx.CreateSandboxOptions{TemplateID: "python-3-11", Resources: sdbx.Resources{DiskMB: 32}})
 	}
 	for i := 0; i < 2; i++ {
 		sb, err := create()
@@ -168,6 +168,11 @@ func TestSandboxesPerKey(t *testing.T) {
 	}
 	_, err = create()
 	wantCapped(t, "CreateSandbox after a restart", err)
+	// The adopted sandboxes keep their disk quota.
+	res, err := c.RunCommand(t.Context(), ids[1], sdbx.Command{Command: "dd if=/dev/zero of=/workspace/big bs=1M count=64"})
+	if err != nil || res.ExitCode == 0 || !strings.Contains(strings.Join(res.Stderr, "\n"), "Disk quota exceeded") {
+		t.Fatalf("dd past diskMb 32 after a restart: %+v, %v", res, err)
+	}
 
 	deleteAll(t, c, ids[0])
 	ids = ids[1:]
