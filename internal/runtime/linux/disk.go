@@ -21,10 +21,10 @@ import (
 // Every file a sandbox writes on the host (its overlay upper dirs,
 // /workspace, /root) lives in its state directory. With a pool, the
 // StateDir is a btrfs file system held in a sparse image file and
-// loop-mounted there; each sandbox's directory is a btrfs subvolume whose
-// qgroup has a hard limit of Resources.DiskMB, so writes past it fail with
-// EDQUOT ("Disk quota exceeded") and the host's disk only ever gives the
-// image its size. This kernel has no XFS or ext4 quota support
+// loop-mounted there; the data of each sandbox (<id>/data: upper dirs,
+// workspace, home) is a btrfs subvolume whose qgroup has a hard limit of
+// Resources.DiskMB, so writes past it fail with EDQUOT ("Disk quota
+// exceeded") and the host's disk only ever gives the image its size. This kernel has no XFS or ext4 quota support
 // (CONFIG_XFS_QUOTA, CONFIG_QFMT_V2 unset), hence btrfs qgroups.
 type DiskPool struct {
 	// Image is the sparse image file; "" turns quotas off. It is made
@@ -185,28 +185,24 @@ func (p *diskPool) enableQuota() error {
 	return fmt.Errorf("enable btrfs quotas: %w", errors.Join(errs...))
 }
 
-// create makes the sandbox's directory as a subvolume limited to mb MiB.
-// It returns fs.ErrExist when the directory exists.
-func (p *diskPool) create(name string, mb int64) error {
-	parent, err := unix.Open(p.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// create makes parent/name a subvolume limited to mb MiB.
+func (p *diskPool) create(parent, name string, mb int64) error {
+	pfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("open state dir: %w", err)
+		return fmt.Errorf("open sandbox dir: %w", err)
 	}
-	defer unix.Close(parent)
+	defer unix.Close(pfd)
 	var args btrfsVolArgs
 	copy(args.name[:], name)
-	if err := ioctlPtr(parent, btrfsIocSubvolCreate, unsafe.Pointer(&args)); err != nil {
-		if errors.Is(err, unix.EEXIST) {
-			return fs.ErrExist
-		}
+	if err := ioctlPtr(pfd, btrfsIocSubvolCreate, unsafe.Pointer(&args)); err != nil {
 		return fmt.Errorf("create subvolume: %w", err)
 	}
-	err = p.limit(parent, name, mb)
+	err = p.limit(pfd, name, mb)
 	if err == nil {
-		err = unix.Fchmodat(parent, name, 0o700, 0)
+		err = unix.Fchmodat(pfd, name, 0o700, 0)
 	}
 	if err != nil {
-		p.destroy(name)
+		p.destroy(parent, name)
 		return err
 	}
 	return nil
@@ -228,29 +224,28 @@ func (p *diskPool) limit(parent int, name string, mb int64) error {
 	return nil
 }
 
-// destroy removes the sandbox's directory: a subvolume is deleted whole
-// (its qgroup goes once btrfs has dropped it), anything else is removed
-// file by file. A missing directory is not an error.
-func (p *diskPool) destroy(name string) error {
-	path := filepath.Join(p.dir, name)
+// destroy deletes subvolume parent/name whole (btrfs drops its qgroup
+// once its cleaner has dropped the subvolume). A missing one, or a plain
+// directory there, is left to the caller.
+func (p *diskPool) destroy(parent, name string) error {
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	if err := unix.Lstat(filepath.Join(parent, name), &st); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil
 		}
 		return err
 	}
 	if st.Ino != btrfsSubvolIno || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		return os.RemoveAll(path)
+		return nil
 	}
-	parent, err := unix.Open(p.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	pfd, err := unix.Open(parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	defer unix.Close(parent)
+	defer unix.Close(pfd)
 	var args btrfsVolArgs
 	copy(args.name[:], name)
-	if err := ioctlPtr(parent, btrfsIocSnapDestroy, unsafe.Pointer(&args)); err != nil {
+	if err := ioctlPtr(pfd, btrfsIocSnapDestroy, unsafe.Pointer(&args)); err != nil {
 		return fmt.Errorf("delete subvolume: %w", err)
 	}
 	return nil

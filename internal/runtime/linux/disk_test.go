@@ -124,14 +124,18 @@ func TestDiskQuota(t *testing.T) {
 	if err := d2.DiskQuota(); err != nil {
 		t.Fatalf("DiskQuota after restart: %v", err)
 	}
+	// Filled to the brim (the file is kept), it still stops and starts.
+	if code, out := sh(t, d2, small, "dd if=/dev/zero of=/workspace/g bs=1M count=100 2>&1"); code == 0 || !strings.Contains(out, "Disk quota exceeded") {
+		t.Errorf("after a restart, dd past the quota: exit %d, %q", code, out)
+	}
 	if err := d2.Stop(ctx, small); err != nil {
 		t.Fatal(err)
 	}
 	if err := d2.Start(ctx, small); err != nil {
-		t.Fatal(err)
+		t.Fatalf("Start with a full disk quota: %v", err)
 	}
-	if code, out := sh(t, d2, small, "dd if=/dev/zero of=/workspace/g bs=1M count=100 2>&1"); code == 0 || !strings.Contains(out, "Disk quota exceeded") {
-		t.Errorf("after a restart, dd past the quota: exit %d, %q", code, out)
+	if code, out := sh(t, d2, small, "dd if=/dev/zero of=/workspace/h bs=1M count=4 2>&1"); code == 0 || !strings.Contains(out, "Disk quota exceeded") {
+		t.Errorf("a write to the full sandbox after Start: exit %d, %q", code, out)
 	}
 	if err := d2.Close(); err != nil { // sandboxes are left: stays mounted
 		t.Fatal(err)

@@ -169,25 +169,39 @@ func (d *Driver) Close() error {
 	return d.disk.close()
 }
 
-// makeDir creates the sandbox's state directory, with its disk quota when
-// the driver has a pool. It returns fs.ErrExist for an existing one.
+// makeDir creates the sandbox's state directory and, when the driver has
+// a pool, its data subvolume with its disk quota. It returns an error
+// matching fs.ErrExist for an existing one.
 func (d *Driver) makeDir(id string, diskMB int64) error {
-	if d.disk == nil {
-		return os.Mkdir(d.layout(id).dir(), 0o700)
+	l := d.layout(id)
+	if err := os.Mkdir(l.dir(), 0o700); err != nil || d.disk == nil {
+		return err
 	}
-	return d.disk.create(id, diskMB)
+	return d.disk.create(l.dir(), dataDir, diskMB)
 }
 
 // removeDir removes the sandbox's state directory and everything in it.
 func (d *Driver) removeDir(id string) error {
-	if d.disk == nil {
-		// Overlay work dirs hold mode-000 directories; root removes them all.
-		return os.RemoveAll(d.layout(id).dir())
+	l := d.layout(id)
+	if d.disk != nil {
+		if err := d.disk.destroy(l.dir(), dataDir); err != nil {
+			return err
+		}
 	}
-	return d.disk.destroy(id)
+	// Overlay work dirs hold mode-000 directories; root removes them all.
+	return os.RemoveAll(l.dir())
 }
 
-func (d *Driver) layout(id string) layout { return layout(filepath.Join(d.cfg.StateDir, id)) }
+// dataDir is the name of a sandbox's data subvolume in a disk pool.
+const dataDir = "data"
+
+func (d *Driver) layout(id string) layout {
+	dir := filepath.Join(d.cfg.StateDir, id)
+	if d.disk != nil {
+		return layout{base: dir, data: filepath.Join(dir, dataDir)}
+	}
+	return layout{base: dir, data: dir}
+}
 
 // Create implements runtime.Driver.
 func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
