@@ -5,7 +5,9 @@
 #   deps.sh --test     the same (kept for the test command's clarity)
 set -euo pipefail
 
-want=(python3 bash coreutils procps python3-numpy python3-pandas python3-matplotlib)
+# btrfs-progs: mkfs.btrfs makes the disk pool that holds sandbox files
+# with per-sandbox quotas (docs/runtime-linux.md "Disk quotas").
+want=(python3 bash coreutils procps python3-numpy python3-pandas python3-matplotlib btrfs-progs)
 # Node.js runs the JavaScript templates; npm fetches the real Node.js 18
 # (and 20 when the host has none) for nodejs-18/nodejs-20, and runs the
 # TypeScript SDK's tests.

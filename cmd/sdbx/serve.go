@@ -99,16 +99,22 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 		CgroupParent: "sdbx-" + network.Tag(cfg.DataDir),
 		Logger:       log,
 		Network:      nm,
+		Disk:         linux.DiskPool{Image: filepath.Join(cfg.DataDir, "sandboxes.img"), SizeMB: cfg.DiskPoolGB << 10},
 	})
 	if err != nil {
 		return fmt.Errorf("linux runtime: %w", err)
 	}
+	defer func() {
+		if err := driver.Close(); err != nil {
+			log.Error("close the linux runtime", "err", err)
+		}
+	}()
 	catalog, err := template.NewCatalog(ctx, template.Config{
 		DataDir:        cfg.DataDir,
 		Log:            log,
 		Store:          st,
 		Driver:         driver,
-		BuildResources: runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
+		BuildResources: runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs, DiskMB: max(cfg.MaxDiskMB, cfg.DiskMB)},
 		BuildNetwork:   runtime.Network{Egress: runtime.EgressInternet},
 		RegistryMirror: cfg.RegistryMirror,
 	})
@@ -121,10 +127,15 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	}
 	svc := sandbox.New(sandbox.Config{
 		DefaultExpiry: cfg.DefaultExpiry,
-		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs},
-		MaxResources:  runtime.Resources{CPU: cfg.MaxCPU, MemoryMB: cfg.MaxMemoryMB, PIDs: cfg.MaxPIDs},
+		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs, DiskMB: cfg.DiskMB},
+		MaxResources:  runtime.Resources{CPU: cfg.MaxCPU, MemoryMB: cfg.MaxMemoryMB, PIDs: cfg.MaxPIDs, DiskMB: cfg.MaxDiskMB},
 		Pool:          cfg.Pool,
 		Network:       runtime.Network{Egress: cfg.NetworkDefault},
+		Caps: sandbox.Caps{
+			Sandboxes: cfg.MaxSandboxesPerKey, Executions: cfg.MaxExecutionsPerKey,
+			// The admin key is the operator's: caps are for the keys it hands out.
+			Exempt: []string{auth.DefaultTenant},
+		},
 	}, st, driver, catalog, log)
 
 	keys := auth.NewKeys(st)

@@ -43,6 +43,21 @@ type Server struct {
 	MaxCPU      float64 `json:"maxCpu"`
 	MaxMemoryMB int64   `json:"maxMemoryMb"`
 	MaxPIDs     int64   `json:"maxPids"`
+	// DiskMB is the disk quota of every sandbox's writable files (its
+	// overlay upper dirs, /workspace and /root) and MaxDiskMB the most a
+	// create request may ask for. DiskPoolGB sizes the sparse image in the
+	// data directory that holds those files (0 = half the free space of
+	// the data directory's file system, at most 256 GiB, when the image
+	// is made). Quotas need root and btrfs; without them diskMb is
+	// refused and the server still starts.
+	DiskMB     int64 `json:"diskMb"`
+	MaxDiskMB  int64 `json:"maxDiskMb"`
+	DiskPoolGB int64 `json:"diskPoolGb"`
+	// MaxSandboxesPerKey and MaxExecutionsPerKey cap, per API key (the
+	// admin key is exempt), the sandboxes that exist at once and the code
+	// runs, commands and batches that run at once; 0 = no cap.
+	MaxSandboxesPerKey  int `json:"maxSandboxesPerKey"`
+	MaxExecutionsPerKey int `json:"maxExecutionsPerKey"`
 	// ShutdownTimeout bounds a graceful shutdown.
 	ShutdownTimeout time.Duration `json:"shutdownTimeout"`
 	// Pool is the warm pool: pre-created sandboxes kept ready per template
@@ -70,20 +85,25 @@ type Server struct {
 // Defaults returns the embedded defaults.
 func Defaults() Server {
 	return Server{
-		Addr:            ":3000",
-		DataDir:         "/var/lib/sdbx",
-		LogLevel:        "info",
-		CPU:             1,
-		MemoryMB:        1024,
-		PIDs:            512,
-		MaxCPU:          2,
-		MaxMemoryMB:     8192,
-		MaxPIDs:         4096,
-		ShutdownTimeout: 10 * time.Second,
-		Pool:            map[string]int{"python-3-11": 2},
-		RateBurst:       100,
-		NetworkDefault:  "internet",
-		NetworkCIDR:     "10.213.0.0/16",
+		Addr:        ":3000",
+		DataDir:     "/var/lib/sdbx",
+		LogLevel:    "info",
+		CPU:         1,
+		MemoryMB:    1024,
+		PIDs:        512,
+		MaxCPU:      2,
+		MaxMemoryMB: 8192,
+		MaxPIDs:     4096,
+		DiskMB:      2048,
+		MaxDiskMB:   16384,
+		// Per-key caps.
+		MaxSandboxesPerKey:  100,
+		MaxExecutionsPerKey: 32,
+		ShutdownTimeout:     10 * time.Second,
+		Pool:                map[string]int{"python-3-11": 2},
+		RateBurst:           100,
+		NetworkDefault:      "internet",
+		NetworkCIDR:         "10.213.0.0/16",
 	}
 }
 
@@ -120,6 +140,8 @@ var env = map[string]string{
 	"rate-limit": "SDBX_RATE_LIMIT", "rate-burst": "SDBX_RATE_BURST", "debug-addr": "SDBX_DEBUG_ADDR",
 	"registry-mirror": "SDBX_REGISTRY_MIRROR",
 	"network-default": "SDBX_NETWORK_DEFAULT", "network-cidr": "SDBX_NETWORK_CIDR",
+	"disk-mb": "SDBX_DISK_MB", "max-disk-mb": "SDBX_MAX_DISK_MB", "disk-pool-gb": "SDBX_DISK_POOL_GB",
+	"max-sandboxes-per-key": "SDBX_MAX_SANDBOXES_PER_KEY", "max-executions-per-key": "SDBX_MAX_EXECUTIONS_PER_KEY",
 }
 
 // Load builds the configuration from args (flags), the environment and the
@@ -141,6 +163,11 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	fs.Int64Var(&f.MaxMemoryMB, "max-memory-mb", 0, "most memory in MiB a sandbox may ask for (env SDBX_MAX_MEMORY_MB, default 8192)")
 	fs.Int64Var(&f.MaxPIDs, "max-pids", 0, "most processes a sandbox may ask for (env SDBX_MAX_PIDS, default 4096)")
 	fs.Int64Var(&f.PIDs, "pids", 0, "processes per sandbox (env SDBX_PIDS, default 512)")
+	fs.Int64Var(&f.DiskMB, "disk-mb", 0, "disk quota per sandbox in MiB (env SDBX_DISK_MB, default 2048)")
+	fs.Int64Var(&f.MaxDiskMB, "max-disk-mb", 0, "most disk in MiB a sandbox may ask for (env SDBX_MAX_DISK_MB, default 16384)")
+	fs.Int64Var(&f.DiskPoolGB, "disk-pool-gb", 0, "size in GiB of the sparse image holding sandbox files, used when it is made; 0 = auto (env SDBX_DISK_POOL_GB)")
+	fs.IntVar(&f.MaxSandboxesPerKey, "max-sandboxes-per-key", 0, "sandboxes one API key may have at once, 0 = no cap; the admin key is exempt (env SDBX_MAX_SANDBOXES_PER_KEY, default 100)")
+	fs.IntVar(&f.MaxExecutionsPerKey, "max-executions-per-key", 0, "code runs, commands and batches one API key may run at once, 0 = no cap; the admin key is exempt (env SDBX_MAX_EXECUTIONS_PER_KEY, default 32)")
 	fs.StringVar(&f.DebugAddr, "debug-addr", "", "serve pprof profiles on this address, e.g. 127.0.0.1:6060 (env SDBX_DEBUG_ADDR)")
 	fs.Float64Var(&f.RateLimit, "rate-limit", 0, "requests per second per API key, 0 = off (env SDBX_RATE_LIMIT)")
 	fs.StringVar(&f.RegistryMirror, "registry-mirror", "", "registry for dockerImage references without one, host[:port] (env SDBX_REGISTRY_MIRROR, default Docker Hub)")
@@ -181,6 +208,11 @@ func Load(args []string, stderr io.Writer) (Server, error) {
 	override("max-cpu", func() { cfg.MaxCPU = f.MaxCPU })
 	override("max-memory-mb", func() { cfg.MaxMemoryMB = f.MaxMemoryMB })
 	override("max-pids", func() { cfg.MaxPIDs = f.MaxPIDs })
+	override("disk-mb", func() { cfg.DiskMB = f.DiskMB })
+	override("max-disk-mb", func() { cfg.MaxDiskMB = f.MaxDiskMB })
+	override("disk-pool-gb", func() { cfg.DiskPoolGB = f.DiskPoolGB })
+	override("max-sandboxes-per-key", func() { cfg.MaxSandboxesPerKey = f.MaxSandboxesPerKey })
+	override("max-executions-per-key", func() { cfg.MaxExecutionsPerKey = f.MaxExecutionsPerKey })
 	override("shutdown-timeout", func() { cfg.ShutdownTimeout = f.ShutdownTimeout })
 	override("rate-limit", func() { cfg.RateLimit = f.RateLimit })
 	override("debug-addr", func() { cfg.DebugAddr = f.DebugAddr })
@@ -265,6 +297,11 @@ func applyEnv(cfg *Server) error {
 	parse("max-cpu", func(v string) (err error) { cfg.MaxCPU, err = strconv.ParseFloat(v, 64); return })
 	parse("max-memory-mb", func(v string) (err error) { cfg.MaxMemoryMB, err = strconv.ParseInt(v, 10, 64); return })
 	parse("max-pids", func(v string) (err error) { cfg.MaxPIDs, err = strconv.ParseInt(v, 10, 64); return })
+	parse("disk-mb", func(v string) (err error) { cfg.DiskMB, err = strconv.ParseInt(v, 10, 64); return })
+	parse("max-disk-mb", func(v string) (err error) { cfg.MaxDiskMB, err = strconv.ParseInt(v, 10, 64); return })
+	parse("disk-pool-gb", func(v string) (err error) { cfg.DiskPoolGB, err = strconv.ParseInt(v, 10, 64); return })
+	parse("max-sandboxes-per-key", func(v string) (err error) { cfg.MaxSandboxesPerKey, err = strconv.Atoi(v); return })
+	parse("max-executions-per-key", func(v string) (err error) { cfg.MaxExecutionsPerKey, err = strconv.Atoi(v); return })
 	parse("rate-limit", func(v string) (err error) { cfg.RateLimit, err = strconv.ParseFloat(v, 64); return })
 	parse("rate-burst", func(v string) (err error) { cfg.RateBurst, err = strconv.Atoi(v); return })
 	parse("pool", func(v string) (err error) { cfg.Pool, err = ParsePool(v); return })
@@ -310,6 +347,15 @@ func (c Server) Validate() error {
 	}
 	if c.PIDs < 8 {
 		errs = append(errs, fmt.Errorf("pids %d: must be at least 8", c.PIDs))
+	}
+	if c.DiskMB < 16 {
+		errs = append(errs, fmt.Errorf("disk-mb %d: must be at least 16", c.DiskMB))
+	}
+	if c.MaxDiskMB < 0 || c.DiskPoolGB < 0 {
+		errs = append(errs, fmt.Errorf("max-disk-mb and disk-pool-gb must not be negative"))
+	}
+	if c.MaxSandboxesPerKey < 0 || c.MaxExecutionsPerKey < 0 {
+		errs = append(errs, fmt.Errorf("max-sandboxes-per-key and max-executions-per-key must be 0 (no cap) or positive"))
 	}
 	for id, n := range c.Pool {
 		if n < 0 || n > maxPool {

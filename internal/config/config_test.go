@@ -68,6 +68,10 @@ func TestInvalidSettingsAreNamed(t *testing.T) {
 		{"bad egress default env", nil, map[string]string{"SDBX_NETWORK_DEFAULT": "open"}, "network-default"},
 		{"bad cidr", []string{"--network-cidr", "10.0.0.0/30"}, nil, "network-cidr"},
 		{"ipv6 cidr", nil, map[string]string{"SDBX_NETWORK_CIDR": "fd00::/64"}, "network-cidr"},
+		{"tiny disk", []string{"--disk-mb", "1"}, nil, "disk-mb"},
+		{"negative pool size", nil, map[string]string{"SDBX_DISK_POOL_GB": "-1"}, "disk-pool-gb"},
+		{"negative sandbox cap", []string{"--max-sandboxes-per-key", "-1"}, nil, "max-sandboxes-per-key"},
+		{"bad execution cap", nil, map[string]string{"SDBX_MAX_EXECUTIONS_PER_KEY": "many"}, "SDBX_MAX_EXECUTIONS_PER_KEY"},
 		{"extra argument", []string{"extra"}, nil, "unexpected argument"},
 		{"unknown file field", nil, map[string]string{"SDBX_CONFIG": "unknown"}, "unknown field"},
 	} {
@@ -99,5 +103,24 @@ func TestPoolFlag(t *testing.T) {
 	cfg, err = Load([]string{"--pool", "none"}, io.Discard)
 	if err != nil || len(cfg.Pool) != 0 {
 		t.Fatalf("--pool none = %v, %v", cfg.Pool, err)
+	}
+}
+
+func TestDiskAndCapSettings(t *testing.T) {
+	cfg, err := Load(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DiskMB != 2048 || cfg.MaxDiskMB != 16384 || cfg.DiskPoolGB != 0 || cfg.MaxSandboxesPerKey != 100 || cfg.MaxExecutionsPerKey != 32 {
+		t.Fatalf("defaults = %+v", cfg)
+	}
+	t.Setenv("SDBX_MAX_SANDBOXES_PER_KEY", "7")
+	t.Setenv("SDBX_DISK_MB", "512")
+	cfg, err = Load([]string{"--max-executions-per-key", "0", "--disk-pool-gb", "20", "--max-disk-mb", "1024"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxSandboxesPerKey != 7 || cfg.MaxExecutionsPerKey != 0 || cfg.DiskMB != 512 || cfg.DiskPoolGB != 20 || cfg.MaxDiskMB != 1024 {
+		t.Fatalf("loaded = %+v", cfg)
 	}
 }

@@ -30,6 +30,14 @@ type Resources struct {
 	DiskMB   int64
 }
 
+// DiskQuotas is the optional ability of a driver to enforce
+// Resources.DiskMB.
+type DiskQuotas interface {
+	// DiskQuota returns nil when DiskMB is enforced, else an error
+	// (errdefs.ErrUnavailable) saying why not.
+	DiskQuota() error
+}
+
 // Spec describes a sandbox to create.
 type Spec struct {
 	// ID is the sandbox id: [a-z0-9-], at most 63 bytes. It is also the

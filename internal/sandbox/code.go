@@ -39,6 +39,11 @@ func (s *Service) RunCode(ctx context.Context, tenant, sandboxID string, req Run
 	if err != nil {
 		return ExecutionResult{}, err
 	}
+	_, release, err := s.acquireRuns(tenant, 1)
+	if err != nil {
+		return ExecutionResult{}, err
+	}
+	defer release()
 	tmpl, err := s.templates.Get(sb.TemplateID)
 	if err != nil {
 		return ExecutionResult{}, err
@@ -317,6 +322,12 @@ func (s *Service) RunBatch(ctx context.Context, tenant, sandboxID string, req Ba
 	if err != nil {
 		return nil, err
 	}
+	// The batch runs as many jobs at once as it got execution slots.
+	slots, release, err := s.acquireRuns(tenant, min(cmp.Or(req.Concurrency, DefaultConcurrency), len(req.Jobs)))
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	tmpl, err := s.templates.Get(sb.TemplateID)
 	if err != nil {
 		return nil, err
@@ -329,7 +340,7 @@ func (s *Service) RunBatch(ctx context.Context, tenant, sandboxID string, req Ba
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(req.Jobs[b].Priority, req.Jobs[a].Priority) })
 
 	results := make([]BatchResult, len(req.Jobs))
-	sem := make(chan struct{}, cmp.Or(req.Concurrency, DefaultConcurrency))
+	sem := make(chan struct{}, slots)
 	var wg sync.WaitGroup
 	for _, i := range order {
 		select {

@@ -66,6 +66,11 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	if err != nil {
 		return CommandResult{}, err
 	}
+	_, release, err := s.acquireRuns(tenant, 1)
+	if err != nil {
+		return CommandResult{}, err
+	}
+	defer release()
 	timeout := req.Timeout
 	if timeout == 0 {
 		timeout = DefaultTimeout

@@ -56,6 +56,8 @@ type Config struct {
 	// Network is the egress policy of sandboxes whose create request has
 	// none, and of pooled sandboxes. Empty Egress: none.
 	Network runtime.Network
+	// Caps are the per-tenant caps on sandboxes and executions.
+	Caps Caps
 }
 
 // Service is the sandbox domain service. All methods take the caller's
@@ -85,6 +87,12 @@ type Service struct {
 	defaults map[string]CodeContext
 	// ready caches the records of ready sandboxes (see remember).
 	ready map[string]Sandbox
+	// runs counts the execution slots each tenant holds (see acquireRuns).
+	runs map[string]int
+	// diskErr says why Resources.DiskMB is not enforced; nil when it is.
+	diskErr error
+	// admitMu serializes the sandbox cap's count-then-insert.
+	admitMu sync.Mutex
 }
 
 // liveSandbox tracks in-memory state of a sandbox: commands in flight and a
@@ -100,10 +108,20 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 	if cfg.ExpiryInterval <= 0 {
 		cfg.ExpiryInterval = time.Second
 	}
-	s := &Service{
+	// Without quotas no disk limit is promised: diskMb is refused and
+	// not reported.
+	diskErr := errors.New("the runtime does not enforce disk quotas")
+	if dq, ok := driver.(runtime.DiskQuotas); ok {
+		diskErr = dq.DiskQuota()
+	}
+	if diskErr != nil {
+		cfg.Resources.DiskMB, cfg.MaxResources.DiskMB = 0, 0
+	}
+	s := &Service{diskErr: diskErr,
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
 		defaults: map[string]CodeContext{}, ready: map[string]Sandbox{},
+		runs: map[string]int{},
 	}
 	s.base, s.shutdown = context.WithCancel(context.Background())
 	return s
@@ -138,28 +156,38 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 	}
 	opts.Network = network
 	// Pooled sandboxes have the default limits.
-	if limits == s.cfg.Resources {
-		if id := s.claimPooled(ctx, tmpl.ID, network); id != "" {
-			sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
-			sb.Status, sb.Resources = StatusReady, toResources(limits)
-			if err := s.store.CreateSandbox(ctx, sb); err != nil {
-				s.deleteQuietly(context.WithoutCancel(ctx), id)
-				return Sandbox{}, err
+	var sb Sandbox
+	pooled := false
+	err = s.admitSandbox(ctx, tenant, func() error {
+		if limits == s.cfg.Resources {
+			if id := s.claimPooled(ctx, tmpl.ID, network); id != "" {
+				sb = newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
+				sb.Status, sb.Resources = StatusReady, toResources(limits)
+				if err := s.store.CreateSandbox(ctx, sb); err != nil {
+					s.deleteQuietly(context.WithoutCancel(ctx), id)
+					return err
+				}
+				pooled = true
+				return nil
 			}
-			s.remember(sb)
-			s.adoptWarmContext(context.WithoutCancel(ctx), sb)
-			return sb, nil
 		}
-	}
-	id, err := newID()
+		id, err := newID()
+		if err != nil {
+			return err
+		}
+		sb = newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
+		sb.Resources = toResources(limits)
+		return s.store.CreateSandbox(ctx, sb)
+	})
 	if err != nil {
 		return Sandbox{}, err
 	}
-	sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
-	sb.Resources = toResources(limits)
-	if err := s.store.CreateSandbox(ctx, sb); err != nil {
-		return Sandbox{}, err
+	if pooled {
+		s.remember(sb)
+		s.adoptWarmContext(context.WithoutCancel(ctx), sb)
+		return sb, nil
 	}
+	id := sb.ID
 	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: limits, Network: network}
 	if err := s.driver.Create(ctx, spec); err != nil {
 		s.log.Error("create sandbox", "sandbox_id", id, "err", err)
@@ -221,8 +249,11 @@ func (s *Service) limits(r Resources) (runtime.Resources, error) {
 	if err := check("pids", float64(r.PIDs), 16, float64(max(ceil.PIDs, def.PIDs)), func() { out.PIDs = r.PIDs }); err != nil {
 		return out, err
 	}
-	if r.DiskMB != 0 {
-		return out, invalid("resources.diskMb: disk quotas are not enforced by this server yet; leave it out")
+	if r.DiskMB != 0 && s.diskErr != nil {
+		return out, invalid("resources.diskMb: this server does not enforce disk quotas (%s); leave it out", errdefs.Message(s.diskErr))
+	}
+	if err := check("diskMb", float64(r.DiskMB), 16, float64(max(ceil.DiskMB, def.DiskMB)), func() { out.DiskMB = r.DiskMB }); err != nil {
+		return out, err
 	}
 	return out, nil
 }
@@ -249,7 +280,7 @@ func sameNetwork(a, b runtime.Network) bool {
 }
 
 func toResources(r runtime.Resources) Resources {
-	return Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, PIDs: r.PIDs}
+	return Resources{CPU: r.CPU, MemoryMB: r.MemoryMB, PIDs: r.PIDs, DiskMB: r.DiskMB}
 }
 
 // newRecord builds the record of a new sandbox, status creating.

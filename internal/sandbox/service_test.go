@@ -191,6 +191,12 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) harness {
+	return newHarnessWith(t, sandbox.Config{ExpiryInterval: 10 * time.Millisecond}, nil)
+}
+
+// newHarnessWith is newHarness with a config; wrap, when set, wraps the
+// fake driver (to add optional abilities).
+func newHarnessWith(t *testing.T, cfg sandbox.Config, wrap func(*fakeDriver) runtime.Driver) harness {
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sdbx.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -198,7 +204,11 @@ func newHarness(t *testing.T) harness {
 	t.Cleanup(func() { st.Close() })
 	d := newFakeDriver()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := sandbox.New(sandbox.Config{ExpiryInterval: 10 * time.Millisecond}, st, d, catalog, log)
+	var drv runtime.Driver = d
+	if wrap != nil {
+		drv = wrap(d)
+	}
+	svc := sandbox.New(cfg, st, drv, catalog, log)
 	return harness{svc: svc, driver: d, store: st}
 }
 

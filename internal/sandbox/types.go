@@ -45,7 +45,9 @@ type Resources struct {
 	CPU      float64 `json:"cpu"`
 	MemoryMB int64   `json:"memoryMb"`
 	PIDs     int64   `json:"pids"`
-	// DiskMB is refused when set: disk quotas are not enforced yet.
+	// DiskMB is the disk quota of the sandbox's writable files (overlay
+	// upper dirs, /workspace, /root). Zero (omitted) when the server does
+	// not enforce disk quotas; asking for it then is refused.
 	DiskMB int64 `json:"diskMb,omitempty"`
 }
 

@@ -53,11 +53,16 @@ type Network struct {
 
 // Resources are a sandbox's hard limits. In CreateSandboxOptions a zero
 // field means the server's default; the server refuses values above its
-// maxima (--max-cpu, --max-memory-mb, --max-pids).
+// maxima (--max-cpu, --max-memory-mb, --max-pids, --max-disk-mb).
 type Resources struct {
 	CPU      float64 `json:"cpu,omitempty"`
 	MemoryMB int64   `json:"memoryMb,omitempty"`
 	PIDs     int64   `json:"pids,omitempty"`
+	// DiskMB is the disk quota of what the sandbox writes (writes past it
+	// fail with "Disk quota exceeded"). Zero in a sandbox record when the
+	// server does not enforce disk quotas; asking for it then is refused
+	// (ErrInvalidArgument).
+	DiskMB int64 `json:"diskMb,omitempty"`
 }
 
 // Template is an entry of the server's template catalog.

@@ -496,7 +496,7 @@ func TestSDKResources(t *testing.T) {
 			t.Errorf("resources %+v: %v, want invalid argument naming the field", bad, err)
 		}
 	}
-	resp := e.do(t, "POST", "/v1/sandboxes", "bearer", `{"templateId":"python-3-11","resources":{"diskMb":100}}`, nil)
+	resp := e.do(t, "POST", "/v1/sandboxes", "bearer", `{"templateId":"python-3-11","resources":{"diskMb":1}}`, nil)
 	if resp.status != 400 || !strings.Contains(string(resp.body), "diskMb") {
 		t.Errorf("diskMb: %d %s", resp.status, resp.body)
 	}

@@ -45,7 +45,7 @@ func start(t *testing.T) *suite {
 	s := &suite{dataDir: filepath.Join(dir, "data")}
 	s.srv, err = e2e.StartServer(ctx, e2e.ServerOptions{
 		Bin: bin, DataDir: s.dataDir, APIKey: e2e.RandomKey(),
-		Args: []string{"--pool", "none", "--pids", "64", "--memory-mb", "128"},
+		Args: []string{"--pool", "none", "--pids", "64", "--memory-mb", "128", "--disk-mb", "256"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -161,9 +161,9 @@ func TestBreakout(t *testing.T) {
 	}
 }
 
-// TestResourceBombs runs a fork bomb and a memory bomb in one sandbox and
-// checks that its agent still answers, the server still serves, and
-// another sandbox is unaffected.
+// TestResourceBombs runs a fork bomb, a memory bomb, a busy loop and a
+// disk fill in one sandbox and checks that its agent still answers, the
+// server still serves, and another sandbox is unaffected.
 func TestResourceBombs(t *testing.T) {
 	s := start(t)
 	victim := s.sandbox(t, sdbx.Network{})
@@ -172,6 +172,8 @@ func TestResourceBombs(t *testing.T) {
 		{"fork bomb", "bash -c ':(){ :|:& };:' 2>/dev/null"},
 		{"memory bomb", "python3 -c 'x = []\nwhile True: x.append(bytearray(16 << 20))' 2>/dev/null; true"},
 		{"busy loop", "timeout 3 python3 -c 'while True: pass'; true"},
+		// Leaves its file: the sandbox's disk stays full (--disk-mb 256).
+		{"disk fill", "cat /dev/zero > /workspace/fill 2>/dev/null; true"},
 	} {
 		t.Run(bomb.name, func(t *testing.T) {
 			done := make(chan struct{})
@@ -194,5 +196,12 @@ func TestResourceBombs(t *testing.T) {
 				t.Errorf("victim after %s: %d %q", bomb.name, code, out)
 			}
 		})
+	}
+	// The fill stopped at the quota, and the bystander still writes.
+	if code, out := s.sh(t, victim, "dd if=/dev/zero of=/workspace/more bs=1M count=1"); code == 0 || !strings.Contains(out, "Disk quota exceeded") {
+		t.Errorf("a write to the filled sandbox: %d %q", code, out)
+	}
+	if code, out := s.sh(t, bystander, "dd if=/dev/zero of=/workspace/f bs=1M count=64 && rm /workspace/f"); code != 0 {
+		t.Errorf("bystander write after the disk fill: %d %q", code, out)
 	}
 }

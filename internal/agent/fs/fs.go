@@ -316,7 +316,7 @@ func classify(errno unix.Errno) (error, string) {
 	case unix.EFBIG:
 		return errdefs.ErrInvalidArgument, "too large: file too large"
 	case unix.EDQUOT:
-		return errdefs.ErrRateLimited, "too large: disk quota exceeded"
+		return errdefs.ErrRateLimited, "too large: disk quota exceeded (the sandbox's diskMb is used up; delete files to free space)"
 	case unix.ENOSPC:
 		return errdefs.ErrUnavailable, "too large: no space left on device"
 	case unix.EMFILE, unix.ENFILE:

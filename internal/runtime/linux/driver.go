@@ -53,13 +53,19 @@ type Config struct {
 	// CgroupRoot is where cgroupfs is mounted. Default "/sys/fs/cgroup".
 	CgroupRoot string
 	// DefaultResources fill the zero fields of a Spec's Resources.
-	// Zero fields here default to 1 CPU, 1024 MiB and 512 pids.
+	// Zero fields here default to 1 CPU, 1024 MiB, 512 pids and 2048 MiB
+	// of disk (enforced only with a disk pool).
 	DefaultResources runtime.Resources
 	// Logger receives lifecycle events. Default: discard.
 	Logger *slog.Logger
 	// Network wires sandboxes whose Spec.Network lets them reach the
 	// outside (package network). Nil: only egress none is accepted.
 	Network Network
+
+	// Disk enables per-sandbox disk quotas (see DiskPool). When the pool
+	// cannot be set up, New logs why and the driver runs without quotas
+	// (DiskQuota says so).
+	Disk DiskPool
 }
 
 // Network connects a sandbox's network namespace to the host and enforces
@@ -82,6 +88,10 @@ type Driver struct {
 	// reapers counts the goroutines that wait for sandbox inits this
 	// process started; each ends when its sandbox's init exits.
 	reapers sync.WaitGroup
+	// disk holds the sandboxes' directories with quotas; nil when quotas
+	// are off, and then diskErr says why.
+	disk    *diskPool
+	diskErr error
 }
 
 var (
@@ -132,7 +142,7 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = "/sys/fs/cgroup"
 	}
-	cfg.DefaultResources = withDefaults(cfg.DefaultResources, runtime.Resources{CPU: 1, MemoryMB: 1024, PIDs: 512})
+	cfg.DefaultResources = withDefaults(cfg.DefaultResources, runtime.Resources{CPU: 1, MemoryMB: 1024, PIDs: 512, DiskMB: 2048})
 	if err := validateSpec(runtime.Spec{ID: "defaults", Resources: cfg.DefaultResources}); err != nil {
 		return nil, fmt.Errorf("linux runtime: DefaultResources: %w", err)
 	}
@@ -147,10 +157,72 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("linux runtime: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	return &Driver{cfg: cfg, log: log, cg: cg}, nil
+	d := &Driver{cfg: cfg, log: log, cg: cg, diskErr: errors.New("no disk pool is configured")}
+	if cfg.Disk.Image != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		if d.disk, err = openDiskPool(ctx, cfg.StateDir, cfg.Disk); err != nil {
+			d.diskErr = err
+			log.Warn("disk quotas are off: resources.diskMb is refused", "err", err)
+		} else {
+			d.diskErr = nil
+			log.Info("disk quotas on", "pool", cfg.Disk.Image)
+		}
+	}
+	return d, nil
 }
 
-func (d *Driver) layout(id string) layout { return layout(filepath.Join(d.cfg.StateDir, id)) }
+// DiskQuota implements runtime.DiskQuotas: nil when Resources.DiskMB is
+// enforced, else the reason it is not.
+func (d *Driver) DiskQuota() error {
+	if d.diskErr != nil {
+		return fmt.Errorf("disk quotas are not available: %v: %w", d.diskErr, errdefs.ErrUnavailable)
+	}
+	return nil
+}
+
+// Close releases the disk pool: it is unmounted when no sandbox is left
+// in it (running sandboxes keep it mounted for the next server).
+func (d *Driver) Close() error {
+	if d.disk == nil {
+		return nil
+	}
+	return d.disk.close()
+}
+
+// makeDir creates the sandbox's state directory and, when the driver has
+// a pool, its data subvolume with its disk quota. It returns an error
+// matching fs.ErrExist for an existing one.
+func (d *Driver) makeDir(id string, diskMB int64) error {
+	l := d.layout(id)
+	if err := os.Mkdir(l.dir(), 0o700); err != nil || d.disk == nil {
+		return err
+	}
+	return d.disk.create(l.dir(), dataDir, diskMB)
+}
+
+// removeDir removes the sandbox's state directory and everything in it.
+func (d *Driver) removeDir(id string) error {
+	l := d.layout(id)
+	if d.disk != nil {
+		if err := d.disk.destroy(l.dir(), dataDir); err != nil {
+			return err
+		}
+	}
+	// Overlay work dirs hold mode-000 directories; root removes them all.
+	return os.RemoveAll(l.dir())
+}
+
+// dataDir is the name of a sandbox's data subvolume in a disk pool.
+const dataDir = "data"
+
+func (d *Driver) layout(id string) layout {
+	dir := filepath.Join(d.cfg.StateDir, id)
+	if d.disk != nil {
+		return layout{base: dir, data: filepath.Join(dir, dataDir)}
+	}
+	return layout{base: dir, data: dir}
+}
 
 // Create implements runtime.Driver.
 func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
@@ -168,7 +240,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
 		return fmt.Errorf("sandbox %s: create: %w", id, kindOf(ctx, err))
 	}
 	l := d.layout(id)
-	if err := os.Mkdir(l.dir(), 0o700); err != nil {
+	if err := d.makeDir(id, spec.Resources.DiskMB); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("sandbox %s: already exists: %w", id, errdefs.ErrConflict)
 		}
@@ -285,8 +357,7 @@ func (d *Driver) destroy(ctx context.Context, id string) error {
 	if err := d.releaseNetwork(ctx, id); err != nil {
 		return err
 	}
-	// Overlay work dirs hold mode-000 directories; root removes them all.
-	if err := os.RemoveAll(d.layout(id).dir()); err != nil {
+	if err := d.removeDir(id); err != nil {
 		return fmt.Errorf("sandbox %s: delete files: %v: %w", id, err, errdefs.ErrInternal)
 	}
 	return nil

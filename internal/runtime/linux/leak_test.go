@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sdbx/sdbx/internal/network"
 	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
 )
@@ -17,8 +18,22 @@ import (
 // looks for anything left: mounts, cgroups, processes, files, links and
 // firewall rules (half of them have egress internet, a few allowlist).
 func TestNoLeaks(t *testing.T) {
-	e, nm := newNetEnv(t)
-	const total, parallel = 50, 4
+	t.Run("plain", func(t *testing.T) {
+		e, nm := newNetEnv(t)
+		testNoLeaks(t, e, nm, 50)
+	})
+	// With the disk pool, also no subvolume or qgroup is left.
+	t.Run("disk-pool", func(t *testing.T) {
+		e := newDiskEnv(t)
+		testNoLeaks(t, e, nil, 20)
+		waitNoQgroups(t, e.d.cfg.StateDir)
+	})
+}
+
+// testNoLeaks runs total sandboxes through e; with nm, a half of them get
+// egress internet and a quarter an allowlist.
+func testNoLeaks(t *testing.T, e *testEnv, nm *network.Manager, total int) {
+	const parallel = 4
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	errs := make(chan error, total)
@@ -28,10 +43,11 @@ func TestNoLeaks(t *testing.T) {
 			defer func() { <-sem }()
 			id := runtimetest.NewID(t, fmt.Sprintf("leak%d", i))
 			spec := runtimetest.HostSpec(id, e.etc)
-			switch i % 4 {
-			case 1, 2:
+			switch {
+			case nm == nil:
+			case i%4 == 1 || i%4 == 2:
 				spec.Network.Egress = runtime.EgressInternet
-			case 3:
+			case i%4 == 3:
 				spec.Network = runtime.Network{Egress: runtime.EgressAllowlist, Allow: []string{"registry.npmjs.org", "203.0.113.0/24"}}
 			}
 			if err := e.d.Create(t.Context(), spec); err != nil {
@@ -53,8 +69,10 @@ func TestNoLeaks(t *testing.T) {
 		t.Error(err)
 	}
 
-	for _, left := range networkLeftovers(t, nm) {
-		t.Errorf("left behind: %s", left)
+	if nm != nil {
+		for _, left := range networkLeftovers(t, nm) {
+			t.Errorf("left behind: %s", left)
+		}
 	}
 	if ids, err := e.d.List(context.Background()); err != nil || len(ids) != 0 {
 		t.Errorf("List = %v, %v; want nothing", ids, err)
@@ -66,8 +84,11 @@ func TestNoLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(mountinfo), e.data) {
-		t.Errorf("mounts under %s left in the host's mount table", e.data)
+	for _, line := range strings.Split(string(mountinfo), "\n") {
+		// The disk pool's own mount stays until Close.
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], e.data) && f[4] != e.d.cfg.StateDir {
+			t.Errorf("mount %s left in the host's mount table", f[4])
+		}
 	}
 	for _, parent := range cgroupParents(e.d) {
 		ents, err := os.ReadDir(parent)
@@ -93,7 +114,11 @@ func TestNoLeaks(t *testing.T) {
 // BenchmarkCreateExecDelete measures a sandbox's whole life: Create, the
 // first command (true) and Delete.
 func BenchmarkCreateExecDelete(b *testing.B) {
-	e := newTestEnv(b)
+	b.Run("plain", func(b *testing.B) { benchCreateExecDelete(b, newTestEnv(b)) })
+	b.Run("disk-pool", func(b *testing.B) { benchCreateExecDelete(b, newDiskEnv(b)) })
+}
+
+func benchCreateExecDelete(b *testing.B, e *testEnv) {
 	for b.Loop() {
 		id := runtimetest.NewID(b, "bench")
 		if err := e.d.Create(b.Context(), runtimetest.HostSpec(id, e.etc)); err != nil {

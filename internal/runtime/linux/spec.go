@@ -18,6 +18,7 @@ import (
 const (
 	minMemoryMB = 32
 	minPIDs     = 16
+	minDiskMB   = 16
 )
 
 // reservedTargets are paths the driver mounts itself; overlays may not
@@ -85,8 +86,8 @@ func validateSpec(spec runtime.Spec) error {
 		return fmt.Errorf("resources.memoryMB %d: must be at least %d: %w", r.MemoryMB, minMemoryMB, errdefs.ErrInvalidArgument)
 	case r.PIDs < 0 || (r.PIDs > 0 && r.PIDs < minPIDs):
 		return fmt.Errorf("resources.pids %d: must be at least %d: %w", r.PIDs, minPIDs, errdefs.ErrInvalidArgument)
-	case r.DiskMB < 0:
-		return fmt.Errorf("resources.diskMB %d: must not be negative: %w", r.DiskMB, errdefs.ErrInvalidArgument)
+	case r.DiskMB < 0 || (r.DiskMB > 0 && r.DiskMB < minDiskMB):
+		return fmt.Errorf("resources.diskMB %d: must be at least %d: %w", r.DiskMB, minDiskMB, errdefs.ErrInvalidArgument)
 	case r.CPU > 0 && r.CPU*cpuPeriod < 1000:
 		return fmt.Errorf("resources.cpu %v: must be at least 0.01: %w", r.CPU, errdefs.ErrInvalidArgument)
 	}
@@ -114,27 +115,36 @@ func withDefaults(r, def runtime.Resources) runtime.Resources {
 //
 //	spec.json      the Spec (with defaults applied), for Start after a restart
 //	rootfs/        mount point of the sandbox's root (inside its mount ns only)
-//	upper/<n>/     overlay upper dir of Spec.Overlays[n] (the sandbox's writes)
-//	work/<n>/      overlay work dir of Spec.Overlays[n]
-//	workspace/     bound at /workspace
-//	home/          bound at /root
 //	agent.sock     the agent's listening socket (host side only)
 //	init.pid       host pid of the sandbox's PID 1
 //	init.log       stdout and stderr of init and the agent
 //	resolv.conf    bound at /etc/resolv.conf (with a network manager)
-type layout string
+//
+// and, under the data directory (<StateDir>/<id> itself, or with a disk
+// pool the subvolume <StateDir>/<id>/data, whose quota they share):
+//
+//	upper/<n>/     overlay upper dir of Spec.Overlays[n] (the sandbox's writes)
+//	work/<n>/      overlay work dir of Spec.Overlays[n]
+//	workspace/     bound at /workspace
+//	home/          bound at /root
+//
+// The driver's own files stay out of the quota, so a sandbox that filled
+// its disk still starts (the socket is bound anew at each start).
+type layout struct {
+	base, data string
+}
 
-func (l layout) dir() string                { return string(l) }
-func (l layout) spec() string               { return filepath.Join(string(l), "spec.json") }
-func (l layout) rootfs() string             { return filepath.Join(string(l), "rootfs") }
-func (l layout) upper(n int) string         { return filepath.Join(string(l), "upper", strconv.Itoa(n)) }
-func (l layout) work(n int) string          { return filepath.Join(string(l), "work", strconv.Itoa(n)) }
-func (l layout) workspace() string          { return filepath.Join(string(l), "workspace") }
-func (l layout) home() string               { return filepath.Join(string(l), "home") }
-func (l layout) socket() string             { return filepath.Join(string(l), "agent.sock") }
-func (l layout) pidFile() string            { return filepath.Join(string(l), "init.pid") }
-func (l layout) logFile() string            { return filepath.Join(string(l), "init.log") }
-func (l layout) resolvConf() string         { return filepath.Join(string(l), "resolv.conf") }
+func (l layout) dir() string                { return l.base }
+func (l layout) spec() string               { return filepath.Join(l.base, "spec.json") }
+func (l layout) rootfs() string             { return filepath.Join(l.base, "rootfs") }
+func (l layout) upper(n int) string         { return filepath.Join(l.data, "upper", strconv.Itoa(n)) }
+func (l layout) work(n int) string          { return filepath.Join(l.data, "work", strconv.Itoa(n)) }
+func (l layout) workspace() string          { return filepath.Join(l.data, "workspace") }
+func (l layout) home() string               { return filepath.Join(l.data, "home") }
+func (l layout) socket() string             { return filepath.Join(l.base, "agent.sock") }
+func (l layout) pidFile() string            { return filepath.Join(l.base, "init.pid") }
+func (l layout) logFile() string            { return filepath.Join(l.base, "init.log") }
+func (l layout) resolvConf() string         { return filepath.Join(l.base, "resolv.conf") }
 func (l layout) overlayDirs(n int) []string { return []string{l.upper(n), l.work(n)} }
 
 // prepare creates the sandbox's directories (existing ones are kept) and

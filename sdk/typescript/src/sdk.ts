@@ -87,7 +87,7 @@ const NETWORK_KEYS = ['egress', 'allow'] as const;
 const EGRESS = ['none', 'internet', 'allowlist'] as const;
 /** Most entries of network.allow (the server's limit). */
 const MAX_ALLOW = 64;
-const RESOURCE_KEYS = ['cpu', 'memoryMb', 'pids'] as const;
+const RESOURCE_KEYS = ['cpu', 'memoryMb', 'pids', 'diskMb'] as const;
 const TEMPLATE_KEYS = [
   'name',
   'language',
@@ -791,5 +791,6 @@ function resourcesOption(value: unknown): Record<string, number> | undefined {
     cpu: v.optionalNumber(r.cpu, 'options.resources.cpu', { min: 0 }),
     memoryMb: v.optionalNumber(r.memoryMb, 'options.resources.memoryMb', { min: 0, integer: true }),
     pids: v.optionalNumber(r.pids, 'options.resources.pids', { min: 0, integer: true }),
+    diskMb: v.optionalNumber(r.diskMb, 'options.resources.diskMb', { min: 0, integer: true }),
   }) as Record<string, number>;
 }

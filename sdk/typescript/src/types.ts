@@ -98,6 +98,13 @@ export interface SandboxResources {
   memoryMb?: number;
   /** Most processes at once. */
   pids?: number;
+  /**
+   * Disk quota in MiB of the sandbox's writable files (everything it writes
+   * outside its size-capped tmpfs mounts /tmp, /var/tmp, /dev/shm, /run).
+   * Absent in a sandbox record when the server does not enforce disk quotas;
+   * asking for it then is an InvalidArgument error.
+   */
+  diskMb?: number;
 }
 
 /** What getSandboxStatus returns: the full sandbox record (see `status`). */
