@@ -150,10 +150,17 @@ func (s *Service) track(ctx context.Context, id string) (context.Context, func()
 		cancel()
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if l.active--; l.active == 0 && s.live[id] == l {
-			l.cancel()
-			delete(s.live, id)
-		}
+		l.active--
+		s.dropLive(id, l)
+	}
+}
+
+// dropLive forgets l, the live state of sandbox id, once nothing uses
+// it. The caller holds s.mu.
+func (s *Service) dropLive(id string, l *liveSandbox) {
+	if l.active == 0 && l.watches == 0 && s.live[id] == l {
+		l.cancel()
+		delete(s.live, id)
 	}
 }
 
