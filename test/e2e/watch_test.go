@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +192,52 @@ for i in range(40000):
 	}
 	// The raw stream ends too.
 	for sc.Scan() {
+	}
+}
+
+func TestCLIFilesWatch(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	c := e.client(t)
+	sb := e.sandbox(t, sdbx.CreateSandboxOptions{})
+	runShell(t, c, sb.ID, "mkdir -p /workspace/cw")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.bin, "files", "watch", "--json", sb.ID, "/workspace/cw")
+	cmd.Env = append(serverEnv(os.Environ()), "SDBX_URL="+e.srv.URL, "SDBX_API_KEY="+e.srv.APIKey)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	// The CLI prints nothing when its watch is in place: touch until a
+	// change shows up.
+	deadline := time.After(30 * time.Second)
+	for i := 0; ; i++ {
+		runShell(t, c, sb.ID, fmt.Sprintf("touch /workspace/cw/f%d", i))
+		select {
+		case l := <-lines:
+			if !strings.Contains(l, `"type":"created"`) || !strings.Contains(l, `"path":"/workspace/cw/f`) || !strings.Contains(l, `"timestamp":`) {
+				t.Fatalf("line %q", l)
+			}
+			cancel()
+			for range lines {
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no change printed")
+		}
 	}
 }
