@@ -57,6 +57,7 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("GET /v1/templates", h.authed(h.listTemplates))
 	mux.Handle("POST /v1/templates", h.authed(h.createTemplate))
 	mux.Handle("GET /v1/templates/{id}", h.authed(h.getTemplate))
+	mux.Handle("GET /v1/templates/{id}/logs", h.authed(h.getTemplateLogs))
 	mux.Handle("DELETE /v1/templates/{id}", h.authed(h.deleteTemplate))
 	mux.Handle("POST /v1/keys", h.authed(h.createKey))
 	mux.Handle("GET /v1/keys", h.authed(h.listKeys))

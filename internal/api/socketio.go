@@ -210,6 +210,7 @@ func (sess *session) operations() map[string]operation {
 		"file:mkdir":      sess.makeDir,
 		"file:move":       sess.moveFile,
 		"file:exists":     sess.fileExists,
+		"template:logs":   sess.getTemplateLogs,
 	}
 }
 
