@@ -130,6 +130,8 @@ type operation func(ctx context.Context, c *call) (any, error)
 // call is one request in flight.
 type call struct {
 	payload []byte // the payload object as JSON
+	// data is the binary "data" field of a file:upload:chunk payload.
+	data []byte
 	// sandboxID is set by the operation once known, for logs.
 	sandboxID string
 }
@@ -146,7 +148,10 @@ type session struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	streams map[string]bool // streamIds of commands in flight
+	streams map[string]bool               // streamIds of commands in flight
+	watches map[string]context.CancelFunc // directory watches by watchId (socketio_watch.go)
+
+	xfer transfers // chunked uploads and downloads (socketio_transfer.go)
 }
 
 func (s *socketServer) onConnection(args ...any) {
@@ -167,6 +172,7 @@ func (s *socketServer) onConnection(args ...any) {
 	_ = sock.On("disconnect", func(...any) {
 		sess.cancel()
 		s.untrack(sess)
+		sess.xfer.closeAll()
 	})
 
 	ops := sess.operations()
@@ -211,6 +217,17 @@ func (sess *session) operations() map[string]operation {
 		"file:move":       sess.moveFile,
 		"file:exists":     sess.fileExists,
 		"template:logs":   sess.getTemplateLogs,
+		// Directory watches (socketio_watch.go).
+		"file:watch":   sess.watchDir,
+		"file:unwatch": sess.unwatchDir,
+		// Chunked transfers (socketio_transfer.go).
+		"file:upload:begin":   sess.beginUpload,
+		"file:upload:chunk":   sess.uploadChunk,
+		"file:upload:end":     sess.endUpload,
+		"file:upload:abort":   sess.abortUpload,
+		"file:download:begin": sess.beginDownload,
+		"file:download:chunk": sess.downloadChunk,
+		"file:download:end":   sess.endDownload,
 	}
 }
 
@@ -235,6 +252,7 @@ func (sess *session) dispatch(event string, op operation, args []any) {
 		replyError(ack, err)
 		return
 	}
+	args, data := binaryData(event, args)
 	payload, err := payloadJSON(args)
 	if err == nil && int64(len(payload)) > sess.h.payloadLimit(event) {
 		err = invalidf("payload: larger than %d bytes", sess.h.payloadLimit(event))
@@ -244,7 +262,7 @@ func (sess *session) dispatch(event string, op operation, args []any) {
 		replyError(ack, err)
 		return
 	}
-	c := &call{payload: payload}
+	c := &call{payload: payload, data: data}
 	started := sess.h.spawn(func() {
 		data, err := op(sess.ctx, c)
 		if err != nil {
@@ -252,11 +270,47 @@ func (sess *session) dispatch(event string, op operation, args []any) {
 			replyError(ack, err)
 			return
 		}
+		if bin, ok := data.(binaryAck); ok {
+			ack([]any{map[string]any{"ok": true, "data": map[string]any(bin)}}, nil)
+			return
+		}
 		ack([]any{ackJSON{OK: true, Data: data}}, nil)
 	})
 	if !started {
 		replyError(ack, fmt.Errorf("server shutting down: %w", errdefs.ErrUnavailable))
 	}
+}
+
+// binaryData takes the binary "data" field out of a file:upload:chunk
+// payload (the only event with a binary attachment); other events'
+// arguments are returned as they are.
+func binaryData(event string, args []any) ([]any, []byte) {
+	if event != "file:upload:chunk" || len(args) != 1 {
+		return args, nil
+	}
+	m, ok := args[0].(map[string]any)
+	if !ok {
+		return args, nil
+	}
+	var data []byte
+	switch v := m["data"].(type) {
+	case interface{ Bytes() []byte }:
+		data = v.Bytes()
+	case []byte:
+		data = v
+	default:
+		return args, nil
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	rest := make(map[string]any, len(m))
+	for k, v := range m {
+		if k != "data" {
+			rest[k] = v
+		}
+	}
+	return []any{rest}, data
 }
 
 // splitAck separates a trailing ack callback from the event arguments.
