@@ -292,17 +292,23 @@ func binaryData(event string, args []any) ([]any, []byte) {
 	if !ok {
 		return args, nil
 	}
-	var data []byte
-	switch v := m["data"].(type) {
-	case interface{ Bytes() []byte }:
-		data = v.Bytes()
-	case []byte:
-		data = v
-	default:
+	v, present := m["data"]
+	if !present {
 		return args, nil
 	}
-	if data == nil {
-		data = []byte{}
+	// A value that is not binary is left out (data stays nil): the chunk
+	// is then refused, saying data must be a binary attachment.
+	// The library makes a new buffer per message: no copy is needed.
+	var data []byte
+	switch v := v.(type) {
+	case interface{ Bytes() []byte }:
+		if data = v.Bytes(); data == nil {
+			data = []byte{} // an empty attachment
+		}
+	case []byte:
+		if data = v; data == nil {
+			data = []byte{}
+		}
 	}
 	rest := make(map[string]any, len(m))
 	for k, v := range m {
