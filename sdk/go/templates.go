@@ -3,8 +3,6 @@ package sdbx
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"net/url"
 )
@@ -80,39 +78,15 @@ func (c *Client) TemplateLogs(ctx context.Context, id string, follow bool, onLin
 		q.Set("follow", "true")
 	}
 	r := &request{method: http.MethodGet, path: []string{"templates", id, "logs"}, query: q, accept: ndjson}
-	streamCtx := ctx
-	if !follow {
-		var cancel context.CancelFunc
-		streamCtx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
-	resp, err := c.send(streamCtx, r, nil)
-	if err != nil {
-		if streamCtx.Err() != nil {
-			return nil, c.contextError(ctx, r.op(), c.timeout)
-		}
-		return nil, err
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
+	var end *TemplateLogsEnd
+	err := c.readLines(ctx, r, follow, func(raw json.RawMessage) (bool, error) {
 		// The error line's "error" is an object, the end line's a string.
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			if streamCtx.Err() != nil {
-				return nil, c.contextError(ctx, r.op(), c.timeout)
-			}
-			if errors.Is(err, io.EOF) {
-				return nil, connectionError(r.op(), errors.New("stream ended before its end line"))
-			}
-			return nil, decodeError(r, err)
-		}
 		var head struct {
 			Type string `json:"type"`
 			Line string `json:"line"`
 		}
 		if err := json.Unmarshal(raw, &head); err != nil {
-			return nil, decodeError(r, err)
+			return false, decodeError(r, err)
 		}
 		switch head.Type {
 		case "log":
@@ -120,22 +94,23 @@ func (c *Client) TemplateLogs(ctx context.Context, id string, follow bool, onLin
 				onLine(head.Line)
 			}
 		case "end":
-			var end TemplateLogsEnd
-			if err := json.Unmarshal(raw, &end); err != nil {
-				return nil, decodeError(r, err)
+			end = &TemplateLogsEnd{}
+			if err := json.Unmarshal(raw, end); err != nil {
+				return false, decodeError(r, err)
 			}
-			return &end, nil
+			return true, nil
 		case "error":
 			var el struct {
 				Error *wireError `json:"error"`
 			}
 			_ = json.Unmarshal(raw, &el)
-			we := wireError{Code: CodeInternal, Message: r.op() + ": error event without details"}
-			if el.Error != nil {
-				we = *el.Error
-			}
-			return nil, apiError(r.kind, "", we, statusCode(we.Code), 0)
+			return false, streamError(r, el.Error)
 		}
 		// Unknown line types are ignored so that the server can add new ones.
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return end, nil
 }

@@ -136,11 +136,7 @@ func (c *Client) readWatch(ctx context.Context, r *request, body io.Reader, even
 			return connectionError(r.op(), err)
 		}
 		if l.Type == "error" {
-			we := wireError{Code: CodeInternal, Message: r.op() + ": error event without details"}
-			if l.Error != nil {
-				we = *l.Error
-			}
-			return apiError(r.kind, r.sandboxID, we, statusCode(we.Code), 0)
+			return streamError(r, l.Error)
 		}
 		ev := l.WatchEvent
 		ev.Timestamp = time.UnixMilli(l.TimestampMs).UTC()
