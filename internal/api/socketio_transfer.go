@@ -62,6 +62,14 @@ func (t *transfers) closeAll() {
 	}
 }
 
+// noTransfer is the error for an unknown upload or download id.
+func noTransfer(kind, id string) error {
+	return fmt.Errorf("%s %q: no such %s in progress on this connection: %w", kind, id, kind, errdefs.ErrNotFound)
+}
+
+// errTooMany is the error for a transfer past maxTransfers.
+var errTooMany = fmt.Errorf("this connection has %d transfers open, the most it may have: %w", maxTransfers, errdefs.ErrRateLimited)
+
 // transferID returns a fresh id with prefix.
 func transferID(prefix string) (string, error) {
 	var b [8]byte
@@ -174,7 +182,7 @@ func (sess *session) beginUpload(ctx context.Context, c *call) (any, error) {
 		sess.xfer.mu.Unlock()
 		u.idle.Stop()
 		cancel()
-		return nil, fmt.Errorf("this connection has %d transfers open, the most it may have: %w", maxTransfers, errdefs.ErrRateLimited)
+		return nil, errTooMany
 	}
 	if sess.xfer.uploads == nil {
 		sess.xfer.uploads = map[string]*upload{}
@@ -201,7 +209,7 @@ func (t *transfers) upload(id string) (*upload, error) {
 	defer t.mu.Unlock()
 	u := t.uploads[id]
 	if u == nil {
-		return nil, fmt.Errorf("upload %q: no such upload in progress on this connection: %w", id, errdefs.ErrNotFound)
+		return nil, noTransfer("upload", id)
 	}
 	return u, nil
 }
@@ -278,7 +286,7 @@ func (sess *session) endUpload(ctx context.Context, c *call) (any, error) {
 	}
 	u := sess.xfer.takeUpload(ref.UploadID)
 	if u == nil {
-		return nil, fmt.Errorf("upload %q: no such upload in progress on this connection: %w", ref.UploadID, errdefs.ErrNotFound)
+		return nil, noTransfer("upload", ref.UploadID)
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -306,7 +314,7 @@ func (sess *session) abortUpload(ctx context.Context, c *call) (any, error) {
 	}
 	u := sess.xfer.takeUpload(ref.UploadID)
 	if u == nil {
-		return nil, fmt.Errorf("upload %q: no such upload in progress on this connection: %w", ref.UploadID, errdefs.ErrNotFound)
+		return nil, noTransfer("upload", ref.UploadID)
 	}
 	u.abort(errUploadAborted)
 	return emptyJSON{}, nil
@@ -376,7 +384,7 @@ func (sess *session) beginDownload(ctx context.Context, c *call) (any, error) {
 	full := sess.xfer.count() >= maxTransfers
 	sess.xfer.mu.Unlock()
 	if full {
-		return nil, fmt.Errorf("this connection has %d transfers open, the most it may have: %w", maxTransfers, errdefs.ErrRateLimited)
+		return nil, errTooMany
 	}
 	// The reader lives past this request: its context is the session's.
 	dctx, cancel := context.WithCancel(sess.ctx)
@@ -420,7 +428,7 @@ func (sess *session) downloadChunk(ctx context.Context, c *call) (any, error) {
 	d := sess.xfer.downloads[ref.DownloadID]
 	sess.xfer.mu.Unlock()
 	if d == nil {
-		return nil, fmt.Errorf("download %q: no such download in progress on this connection: %w", ref.DownloadID, errdefs.ErrNotFound)
+		return nil, noTransfer("download", ref.DownloadID)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -134,24 +134,38 @@ func (s *Service) commandError(ctx context.Context, id string, err error) error 
 // cancelled when the sandbox is deleted.
 func (s *Service) track(ctx context.Context, id string) (context.Context, func()) {
 	s.mu.Lock()
+	l := s.liveFor(id)
+	l.active++
+	s.mu.Unlock()
+	return l.bind(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		l.active--
+		s.dropLive(id, l)
+	})
+}
+
+// liveFor returns the live state of sandbox id, made when missing. The
+// caller holds s.mu.
+func (s *Service) liveFor(id string) *liveSandbox {
 	l := s.live[id]
 	if l == nil {
 		lctx, cancel := context.WithCancel(s.base)
 		l = &liveSandbox{ctx: lctx, cancel: cancel}
 		s.live[id] = l
 	}
-	l.active++
-	s.mu.Unlock()
+	return l
+}
 
+// bind returns a context of ctx that also ends with the sandbox, and its
+// release, which calls done after cancelling it.
+func (l *liveSandbox) bind(ctx context.Context, done func()) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(l.ctx, cancel)
 	return ctx, func() {
 		stop()
 		cancel()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		l.active--
-		s.dropLive(id, l)
+		done()
 	}
 }
 

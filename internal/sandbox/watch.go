@@ -125,12 +125,7 @@ func (s *Service) watchError(ctx context.Context, id string, err error) error {
 // the sandbox is deleted.
 func (s *Service) trackWatch(ctx context.Context, id string) (context.Context, func(), error) {
 	s.mu.Lock()
-	l := s.live[id]
-	if l == nil {
-		lctx, cancel := context.WithCancel(s.base)
-		l = &liveSandbox{ctx: lctx, cancel: cancel}
-		s.live[id] = l
-	}
+	l := s.liveFor(id)
 	if l.watches >= MaxWatchesPerSandbox {
 		s.mu.Unlock()
 		return nil, nil, fmt.Errorf("sandbox %s has %d directory watches open, the most it may have; stop one first: %w",
@@ -138,15 +133,11 @@ func (s *Service) trackWatch(ctx context.Context, id string) (context.Context, f
 	}
 	l.watches++
 	s.mu.Unlock()
-
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(l.ctx, cancel)
-	return ctx, func() {
-		stop()
-		cancel()
+	ctx, release := l.bind(ctx, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		l.watches--
 		s.dropLive(id, l)
-	}, nil
+	})
+	return ctx, release, nil
 }

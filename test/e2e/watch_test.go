@@ -180,6 +180,31 @@ for i in range(40000):
 	if err != nil {
 		t.Fatal(err)
 	}
+	// At most 32 watches per sandbox: the raw stream and w are two.
+	var more []*sdbx.DirWatch
+	for range 30 {
+		m, err := c.WatchDir(t.Context(), sb.ID, "/workspace", sdbx.WatchOptions{})
+		if err != nil {
+			t.Fatalf("watch %d: %v", len(more)+3, err)
+		}
+		more = append(more, m)
+	}
+	if _, err := c.WatchDir(t.Context(), sb.ID, "/workspace", sdbx.WatchOptions{}); !errors.Is(err, sdbx.ErrRateLimited) || !strings.Contains(err.Error(), "32") {
+		t.Fatalf("watch 33: %v, want rate_limited", err)
+	}
+	// Closing one frees its place (once the server has seen it go).
+	more[0].Close()
+	for i := 0; ; i++ {
+		m, err := c.WatchDir(t.Context(), sb.ID, "/workspace", sdbx.WatchOptions{})
+		if err == nil {
+			more[0] = m
+			break
+		}
+		if !errors.Is(err, sdbx.ErrRateLimited) || i == 100 {
+			t.Fatalf("watch after one closed: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	if err := c.DeleteSandbox(ctx, sb.ID); err != nil {
@@ -190,8 +215,12 @@ for i in range(40000):
 	if err := w.Err(); !errors.Is(err, sdbx.ErrConflict) || !strings.Contains(err.Error(), "deleted") {
 		t.Fatalf("watch after delete: %v, want conflict (deleted)", err)
 	}
-	// The raw stream ends too.
+	// The raw stream and the other watches end too.
 	for sc.Scan() {
+	}
+	for _, m := range more {
+		for range m.Events {
+		}
 	}
 }
 
