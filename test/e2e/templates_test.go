@@ -70,6 +70,14 @@ func TestTemplateBuildLogs(t *testing.T) {
 		t.Fatalf("log read after the build differs:\n%s\n---\n%s", strings.Join(again, "\n"), all)
 	}
 
+	// The CLI prints the same log; -f fails for a failed build.
+	if r := e.cli(t, "template", "logs", bad.ID); r.code != 0 || strings.TrimSuffix(r.stdout, "\n") != all {
+		t.Fatalf("sdbx template logs: %s", r)
+	}
+	if r := e.cli(t, "template", "logs", "-f", bad.ID); r.code != 1 || !strings.Contains(r.stderr, "exited with code 7") {
+		t.Fatalf("sdbx template logs -f of a failed build: %s", r)
+	}
+
 	// Get, list and delete through the Go SDK.
 	got, err := c.GetTemplate(ctx, bad.ID)
 	if err != nil || got.Status != sdbx.TemplateFailed {
