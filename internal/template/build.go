@@ -286,17 +286,6 @@ func (c *Catalog) Delete(ctx context.Context, tenant, id string, users func(ctx 
 	return nil
 }
 
-// BuildLog returns the output of a tenant's template's last build.
-func (c *Catalog) BuildLog(tenant, id string) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.find(id)
-	if e == nil || !e.visibleTo(tenant) {
-		return "", fmt.Errorf("template %q: %w", id, errdefs.ErrNotFound)
-	}
-	return e.t.BuildLog, nil
-}
-
 // pruneRootUpper removes from a root overlay's upper dir what the runtime
 // created there to mount on (empty directories such as /proc, /workspace,
 // the other overlays' targets, the agent's mount point), so that only the
