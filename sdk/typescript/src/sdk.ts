@@ -31,6 +31,7 @@ import type {
   SDKLogger,
   TemplateConfig,
   TemplateListResponse,
+  TemplateLogsOptions,
   UploadFileOptions,
   WatchDirectoryOptions,
   WatchEvent,
@@ -271,6 +272,33 @@ export class SandboxSDK {
       timeoutMs: this.timeout,
       idempotent: true,
     });
+  }
+
+  /**
+   * getTemplateLogs calls onLine for each line of the output of the
+   * template's last build (the last 1 MiB is kept) and resolves with the
+   * template's status; with follow, a build in progress is followed until
+   * it ends.
+   */
+  async getTemplateLogs(
+    templateId: string,
+    options?: TemplateLogsOptions,
+  ): Promise<{ status: SandboxTemplate['status']; error?: string; template: SandboxTemplate }> {
+    const id = v.requiredString(templateId, 'templateId');
+    const o = options === undefined ? {} : v.object(options, 'options', ['follow', 'onLine'] as const);
+    const follow = v.optionalBoolean(o.follow, 'options.follow');
+    if (o.onLine !== undefined && typeof o.onLine !== 'function') {
+      throw new ValidationError('options.onLine', `options.onLine must be a function (got ${v.describe(o.onLine)})`);
+    }
+    const onLine = o.onLine as ((line: string) => void) | undefined;
+    const data = await this.transport.request<{ status: SandboxTemplate['status']; error?: string; template: SandboxTemplate }>(
+      'template:logs',
+      compact({ templateId: id, follow }),
+      // A followed build may take as long as the server lets builds run.
+      // Not retried: a retry would deliver the lines again.
+      { timeoutMs: follow ? Math.max(this.timeout, 15 * 60_000) : this.timeout, stream: { onLog: onLine ?? (() => {}) } },
+    );
+    return { status: data.status, ...(data.error ? { error: data.error } : {}), template: data.template };
   }
 
   /** createTemplate registers a template; it answers at once with status 'building'. */

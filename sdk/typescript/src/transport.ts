@@ -22,6 +22,8 @@ export interface StreamHandlers {
   onStderr?: (output: OutputMessage) => void;
   onResult?: (result: Result) => void;
   onError?: (error: ExecutionError) => void;
+  /** template:log lines (template:logs). */
+  onLog?: (line: string) => void;
 }
 
 /** How one request is made. */
@@ -110,6 +112,7 @@ export class Transport {
     this.socket.on('stream:output', (ev: unknown) => this.onStreamOutput(ev));
     this.socket.on('stream:result', (ev: unknown) => this.onStreamResult(ev));
     this.socket.on('stream:error', (ev: unknown) => this.onStreamError(ev));
+    this.socket.on('template:log', (ev: unknown) => this.onTemplateLog(ev));
     this.socket.on('file:event', (ev: unknown) => this.onWatchEvent(ev));
     this.socket.on('file:watch:end', (ev: unknown) => this.onWatchEnd(ev));
   }
@@ -126,6 +129,13 @@ export class Transport {
 
   removeWatch(watchId: string): void {
     this.watches.delete(watchId);
+  }
+
+  private onTemplateLog(ev: unknown): void {
+    const found = this.handlersFor(ev);
+    if (!found) return;
+    const [h, rec] = found;
+    this.callback(h.onLog, typeof rec.line === 'string' ? rec.line : String(rec.line ?? ''), 'onLine');
   }
 
   private onWatchEvent(ev: unknown): void {

@@ -279,6 +279,13 @@ export interface FileListResponse {
   entries: FileEntry[];
 }
 
+export interface TemplateLogsOptions {
+  /** Wait while the template is building, until its build ends. */
+  follow?: boolean;
+  /** Called for each line of build output, in order. */
+  onLine?: (line: string) => void;
+}
+
 export interface UploadFileOptions {
   /** Create missing parent directories. */
   createParents?: boolean;

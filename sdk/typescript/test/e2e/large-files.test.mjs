@@ -149,6 +149,12 @@ serverTest('download errors and template:logs over Socket.IO', async () => {
       // Afterwards, without a stream: the lines come in the ack.
       ack = await call('template:logs', { templateId: tpl.id });
       assert.ok(ack.data.lines.includes(marker));
+      // And through the SDK.
+      const sdkLines = [];
+      const end = await sdk.getTemplateLogs(tpl.id, { follow: true, onLine: (l) => sdkLines.push(l) });
+      assert.equal(end.status, 'ready');
+      assert.equal(end.template.id, tpl.id);
+      assert.deepEqual(sdkLines, lines);
     } finally {
       await call('template:delete', { templateId: tpl.id });
     }
