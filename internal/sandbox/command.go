@@ -117,17 +117,27 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 // commandError explains why a command ended without an exit status.
 func (s *Service) commandError(ctx context.Context, id string, err error) error {
 	if ctx.Err() != nil {
-		if s.stopping.Load() {
-			return fmt.Errorf("the server is shutting down; the run was stopped: %w", errdefs.ErrUnavailable)
-		}
-		if s.deleted(id) {
-			return fmt.Errorf("sandbox %s was deleted while the command ran: %w", id, errdefs.ErrConflict)
+		if err := s.interrupted(id, "the run was stopped", "while the command ran"); err != nil {
+			return err
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("command: no answer from the sandbox before the deadline: %w", errdefs.ErrTimeout)
 		}
 	}
 	return err
+}
+
+// interrupted explains an operation on sandbox id whose context ended
+// because the server is shutting down ("...; " + stopped) or the sandbox
+// was deleted ("sandbox X was deleted " + deleted); nil otherwise.
+func (s *Service) interrupted(id, stopped, deleted string) error {
+	if s.stopping.Load() {
+		return fmt.Errorf("the server is shutting down; %s: %w", stopped, errdefs.ErrUnavailable)
+	}
+	if s.deleted(id) {
+		return fmt.Errorf("sandbox %s was deleted %s: %w", id, deleted, errdefs.ErrConflict)
+	}
+	return nil
 }
 
 // track counts a command in flight and returns a context that is also

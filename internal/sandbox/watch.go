@@ -109,11 +109,8 @@ func (w *Watch) Close() {
 // watchError explains why a watch ended.
 func (s *Service) watchError(ctx context.Context, id string, err error) error {
 	if ctx.Err() != nil {
-		if s.stopping.Load() {
-			return fmt.Errorf("the server is shutting down; the watch was stopped: %w", errdefs.ErrUnavailable)
-		}
-		if s.deleted(id) {
-			return fmt.Errorf("sandbox %s was deleted; the watch ended: %w", id, errdefs.ErrConflict)
+		if err := s.interrupted(id, "the watch was stopped", "while it was watched"); err != nil {
+			return err
 		}
 		return ctx.Err()
 	}
