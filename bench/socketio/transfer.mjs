@@ -28,10 +28,14 @@ await new Promise((resolve, reject) => {
   socket.once('connect', resolve);
   socket.once('connect_error', reject);
 });
-const call = async (event, payload) => {
-  const ack = await socket.timeout(120_000).emitWithAck(event, payload);
-  if (!ack.ok) throw new Error(`${event}: ${JSON.stringify(ack.error)}`);
-  return ack.data;
+const call = (event, payload) => {
+  const p = (async () => {
+    const ack = await socket.timeout(120_000).emitWithAck(event, payload);
+    if (!ack.ok) throw new Error(`${event}: ${JSON.stringify(ack.error)}`);
+    return ack.data;
+  })();
+  p.catch(() => {}); // awaited later: a failure then still throws, and the sandbox is deleted
+  return p;
 };
 const memory = () => {
   if (!pid) return undefined;

@@ -13,6 +13,16 @@ export const CHUNK_BYTES = 4 * 1024 * 1024;
 /** Chunks sent (or pulled) before the first of them is acknowledged. */
 const WINDOW = 4;
 
+/**
+ * settled marks p as handled (its rejection is still seen where p is
+ * awaited), so that a request failing while another is awaited does not
+ * count as an unhandled rejection.
+ */
+function settled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
 /** asBytes views a chunk from a stream as a Uint8Array. */
 function asBytes(chunk: unknown): Uint8Array {
   if (chunk instanceof Uint8Array) return chunk;
@@ -64,7 +74,7 @@ export async function upload(
     const source = content instanceof Uint8Array ? [content] : content;
     let seq = 0;
     for await (const data of rechunk(source)) {
-      inflight.push(transport.request('file:upload:chunk', { uploadId, seq: seq++, data }, { timeoutMs }));
+      inflight.push(settled(transport.request('file:upload:chunk', { uploadId, seq: seq++, data }, { timeoutMs })));
       if (inflight.length >= WINDOW) await inflight.shift();
     }
     await Promise.all(inflight.splice(0));
@@ -109,7 +119,7 @@ export async function download(
     try {
       while (!done) {
         while (pulls.length < WINDOW) {
-          pulls.push(transport.request<Pulled>('file:download:chunk', { downloadId }, { timeoutMs }));
+          pulls.push(settled(transport.request<Pulled>('file:download:chunk', { downloadId }, { timeoutMs })));
         }
         const c = await pulls.shift()!;
         early.set(c.seq, c);
