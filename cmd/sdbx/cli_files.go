@@ -22,6 +22,8 @@ const filesUsage = `Usage: sdbx files <command> [flags]
   stat [--json] ID PATH            describe PATH: TYPE SIZE MODE MODIFIED PATH
   mkdir [-p] ID PATH               create the directory PATH; -p: with its parents, no error if it exists
   mv [-f] ID FROM TO               move (rename) FROM to TO; -f: replace an existing TO
+  watch [-r] [--json] ID DIR       print changes below DIR as they happen (TIME TYPE PATH) until
+                                   interrupted; -r: subdirectories too
 
 Sandbox paths are absolute (/workspace/data.csv). Contents are streamed both
 ways, never held in memory whole.
@@ -32,7 +34,7 @@ and --api-key KEY (env SDBX_API_KEY).
 
 func (c *cli) files(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
-		return 0, usagef("files: missing command (ls, cat, put, get, rm, stat, mkdir, mv; see sdbx files -h)")
+		return 0, usagef("files: missing command (ls, cat, put, get, rm, stat, mkdir, mv, watch; see sdbx files -h)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
@@ -52,6 +54,8 @@ func (c *cli) files(ctx context.Context, args []string) (int, error) {
 		return 0, c.filesMakeDir(ctx, rest)
 	case "mv", "move":
 		return 0, c.filesMove(ctx, rest)
+	case "watch":
+		return 0, c.filesWatch(ctx, rest)
 	case "help", "-h", "--help":
 		fmt.Fprint(c.stdout, filesUsage)
 		return 0, nil

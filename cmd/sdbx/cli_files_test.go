@@ -271,7 +271,7 @@ func TestCLIFiles(t *testing.T) {
 		{"rm dir without -r", "", []string{"files", "rm", "sb-1", "/workspace/a"}, 1, "", "sdbx: delete /workspace/a: directory not empty\n"},
 		{"rm -r", "", []string{"files", "rm", "-r", "sb-1", "/workspace/a"}, 0, "", ""},
 		{"ls empty", "", []string{"files", "ls", "--json", "sb-1"}, 0, "{\n  \"path\": \"/workspace\",\n  \"entries\": []\n}\n", ""},
-		{"no command", "", []string{"files"}, 2, "", "sdbx: files: missing command (ls, cat, put, get, rm, stat, mkdir, mv; see sdbx files -h)\n"},
+		{"no command", "", []string{"files"}, 2, "", "sdbx: files: missing command (ls, cat, put, get, rm, stat, mkdir, mv, watch; see sdbx files -h)\n"},
 		{"unknown command", "", []string{"files", "chmod"}, 2, "", "sdbx: files: unknown command \"chmod\" (see sdbx files -h)\n"},
 		{"cat without path", "", []string{"files", "cat", "sb-1"}, 2, "", "sdbx: files cat: want ID PATH, got 1 arguments (see sdbx files -h)\n"},
 		{"put without remote", "", []string{"files", "put", "sb-1", local}, 2, "", "sdbx: files put: want ID LOCAL PATH, got 2 arguments (see sdbx files -h)\n"},

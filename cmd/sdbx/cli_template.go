@@ -17,24 +17,28 @@ import (
 const templateUsage = `Usage: sdbx template <command> [flags]
 
   ls [--json]                 list the templates you can use (built-ins and your own)
+  logs [-f] ID                print the output of the template's last build; -f: follow
+                              a build in progress until it ends (exit 1 if it failed)
   build --all | ID...         make built-in templates ready on this machine: fetch the
                               layers they need (Node.js from the npm registry), with
                               progress; run as root on the server's machine, before
                               or while it runs, with the server's --data-dir
 
-ls takes --url URL (env SDBX_URL, default ` + defaultServerURL + `) and --api-key KEY
+ls and logs take --url URL (env SDBX_URL, default ` + defaultServerURL + `) and --api-key KEY
 (env SDBX_API_KEY). build takes --data-dir DIR (env SDBX_DATA_DIR, default
 /var/lib/sdbx).
 `
 
 func (c *cli) template(ctx context.Context, args []string) (int, error) {
 	if len(args) == 0 {
-		return 0, usagef("template: missing command (ls, build; see sdbx template -h)")
+		return 0, usagef("template: missing command (ls, logs, build; see sdbx template -h)")
 	}
 	sub, rest := args[0], args[1:]
 	switch sub {
 	case "ls", "list":
 		return 0, c.templateList(ctx, rest)
+	case "logs":
+		return 0, c.templateLogs(ctx, rest)
 	case "build":
 		return 0, c.templateBuild(ctx, rest)
 	case "help", "-h", "--help":
@@ -42,6 +46,41 @@ func (c *cli) template(ctx context.Context, args []string) (int, error) {
 		return 0, nil
 	}
 	return 0, usagef("template: unknown command %q (see sdbx template -h)", sub)
+}
+
+// templateLogs prints a template's build output; with -f it follows a
+// build in progress and fails when the build failed.
+func (c *cli) templateLogs(ctx context.Context, args []string) error {
+	fs := newFlagSet("template logs")
+	cf := addConnFlags(fs)
+	follow := fs.Bool("f", false, "follow a build in progress until it ends")
+	pos, err := parseInterspersed(fs, "template logs", args)
+	if err != nil {
+		return c.help(err, templateUsage, fs)
+	}
+	if len(pos) != 1 {
+		return usagef("template logs: want ID, got %d arguments (see sdbx template -h)", len(pos))
+	}
+	client, err := cf.client(c.env)
+	if err != nil {
+		return err
+	}
+	var werr error
+	end, err := client.TemplateLogs(ctx, pos[0], *follow, func(line string) {
+		if _, err := fmt.Fprintln(c.stdout, line); err != nil && werr == nil {
+			werr = err
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if werr != nil {
+		return werr
+	}
+	if *follow && end.Status == sdbx.TemplateFailed {
+		return fmt.Errorf("template %s: build failed: %s", pos[0], end.Error)
+	}
+	return nil
 }
 
 func (c *cli) templateList(ctx context.Context, args []string) error {

@@ -251,6 +251,19 @@ func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner
 	case agentproto.OpFileWrite, agentproto.OpFileRead, agentproto.OpFileStat, agentproto.OpFileList,
 		agentproto.OpFileRemove, agentproto.OpFileMkdir, agentproto.OpFileRename, agentproto.OpFileExists:
 		a.files.Serve(ctx, req.Op, req.File, br, conn)
+	case agentproto.OpFileWatch:
+		// Like exec: a read that returns means the client left.
+		wctx, cancel := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			_, _ = io.Copy(io.Discard, br)
+			cancel()
+		}()
+		a.files.ServeWatch(wctx, req.File, conn)
+		cancel()
+		conn.Close()
+		<-watchDone
 	case agentproto.OpContextCreate, agentproto.OpContextExec, agentproto.OpContextDelete, agentproto.OpContextList:
 		a.serveContext(ctx, req, br, conn, kern)
 	case agentproto.OpProcStart, agentproto.OpProcList, agentproto.OpProcOutput, agentproto.OpProcStdin, agentproto.OpProcSignal, agentproto.OpProcKill:
@@ -305,6 +318,11 @@ func decodeRequest(line []byte) (agentproto.Request, error) {
 	case agentproto.OpFileWrite, agentproto.OpFileRead, agentproto.OpFileStat, agentproto.OpFileList,
 		agentproto.OpFileRemove, agentproto.OpFileMkdir, agentproto.OpFileRename, agentproto.OpFileExists:
 		return req, fs.CheckRequest(req.Op, req.File)
+	case agentproto.OpFileWatch:
+		if req.File == nil {
+			return req, fmt.Errorf("file: missing for op %q: %w", req.Op, errdefs.ErrInvalidArgument)
+		}
+		return req, nil
 	case agentproto.OpContextCreate, agentproto.OpContextExec, agentproto.OpContextDelete, agentproto.OpContextList:
 		return req, checkContextRequest(req)
 	case agentproto.OpProcStart, agentproto.OpProcList, agentproto.OpProcOutput, agentproto.OpProcStdin, agentproto.OpProcSignal, agentproto.OpProcKill:

@@ -88,6 +88,8 @@ type Event struct {
 	Entries []FileEntry  `json:"entries,omitempty"`
 	Exists  bool         `json:"exists,omitempty"`
 	Proc    *ProcPayload `json:"proc,omitempty"` // payload of the proc events (see procs.go)
+	// Change is the payload of EventFileChange (see watch.go).
+	Change *Change `json:"change,omitempty"`
 }
 
 // MaxLine is the longest output line the agent sends in one event.

@@ -76,7 +76,8 @@ type FileRequest struct {
 	// 0 means 0644 for a new file, the existing file's bits for a file
 	// that is replaced, 0755 for a directory.
 	Mode uint32 `json:"mode,omitempty"`
-	// Recursive removes a directory with its contents.
+	// Recursive removes a directory with its contents (file.remove), or
+	// also watches the directories below Path (file.watch).
 	Recursive bool `json:"recursive,omitempty"`
 	// To is rename's destination path.
 	To string `json:"to,omitempty"`

@@ -47,6 +47,7 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("POST /v1/sandboxes/{id}/files/mkdir", h.authed(h.makeDir))
 	mux.Handle("POST /v1/sandboxes/{id}/files/move", h.authed(h.moveFile))
 	mux.Handle("GET /v1/sandboxes/{id}/files/exists", h.authed(h.fileExists))
+	mux.Handle("GET /v1/sandboxes/{id}/files/watch", h.authed(h.watchDir))
 	mux.Handle("POST /v1/sandboxes/{id}/processes", h.authed(h.startProcess))
 	mux.Handle("GET /v1/sandboxes/{id}/processes", h.authed(h.listProcesses))
 	mux.Handle("DELETE /v1/sandboxes/{id}/processes/{pid}", h.authed(h.killProcess))
@@ -56,6 +57,7 @@ func (h *Handler) routeHTTP(mux *http.ServeMux) {
 	mux.Handle("GET /v1/templates", h.authed(h.listTemplates))
 	mux.Handle("POST /v1/templates", h.authed(h.createTemplate))
 	mux.Handle("GET /v1/templates/{id}", h.authed(h.getTemplate))
+	mux.Handle("GET /v1/templates/{id}/logs", h.authed(h.getTemplateLogs))
 	mux.Handle("DELETE /v1/templates/{id}", h.authed(h.deleteTemplate))
 	mux.Handle("POST /v1/keys", h.authed(h.createKey))
 	mux.Handle("GET /v1/keys", h.authed(h.listKeys))
@@ -360,6 +362,16 @@ func (s *ndjsonStream) final(line any) {
 	if line != nil {
 		s.write(line)
 	}
+}
+
+// open starts the stream and sends its status at once, before any line.
+func (s *ndjsonStream) open() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		s.start()
+	}
+	s.flush()
 }
 
 // close stops the flusher and flushes what is left. The handler must not

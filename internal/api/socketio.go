@@ -130,6 +130,8 @@ type operation func(ctx context.Context, c *call) (any, error)
 // call is one request in flight.
 type call struct {
 	payload []byte // the payload object as JSON
+	// data is the binary "data" field of a file:upload:chunk payload.
+	data []byte
 	// sandboxID is set by the operation once known, for logs.
 	sandboxID string
 }
@@ -146,8 +148,11 @@ type session struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	streams  map[string]bool      // streamIds of commands in flight
-	attached map[string]*follower // output followers (socketio_procs.go)
+	streams  map[string]bool               // streamIds of commands in flight
+	attached map[string]*follower          // output followers (socketio_procs.go)
+	watches  map[string]context.CancelFunc // directory watches by watchId (socketio_watch.go)
+
+	xfer transfers // chunked uploads and downloads (socketio_transfer.go)
 }
 
 func (s *socketServer) onConnection(args ...any) {
@@ -168,6 +173,7 @@ func (s *socketServer) onConnection(args ...any) {
 	_ = sock.On("disconnect", func(...any) {
 		sess.cancel()
 		s.untrack(sess)
+		sess.xfer.closeAll()
 	})
 
 	ops := sess.operations()
@@ -227,6 +233,18 @@ func (sess *session) operations() map[string]operation {
 		"pty:resize":      sess.resizePTY,
 		"pty:signal":      sess.signalPTY,
 		"pty:kill":        sess.killPTY,
+		"template:logs":   sess.getTemplateLogs,
+		// Directory watches (socketio_watch.go).
+		"file:watch":   sess.watchDir,
+		"file:unwatch": sess.unwatchDir,
+		// Chunked transfers (socketio_transfer.go).
+		"file:upload:begin":   sess.beginUpload,
+		"file:upload:chunk":   sess.uploadChunk,
+		"file:upload:end":     sess.endUpload,
+		"file:upload:abort":   sess.abortUpload,
+		"file:download:begin": sess.beginDownload,
+		"file:download:chunk": sess.downloadChunk,
+		"file:download:end":   sess.endDownload,
 	}
 }
 
@@ -251,6 +269,7 @@ func (sess *session) dispatch(event string, op operation, args []any) {
 		replyError(ack, err)
 		return
 	}
+	args, data := binaryData(event, args)
 	payload, err := payloadJSON(args)
 	if err == nil && int64(len(payload)) > sess.h.payloadLimit(event) {
 		err = invalidf("payload: larger than %d bytes", sess.h.payloadLimit(event))
@@ -260,7 +279,7 @@ func (sess *session) dispatch(event string, op operation, args []any) {
 		replyError(ack, err)
 		return
 	}
-	c := &call{payload: payload}
+	c := &call{payload: payload, data: data}
 	started := sess.h.spawn(func() {
 		data, err := op(sess.ctx, c)
 		if err != nil {
@@ -268,11 +287,53 @@ func (sess *session) dispatch(event string, op operation, args []any) {
 			replyError(ack, err)
 			return
 		}
+		if bin, ok := data.(binaryAck); ok {
+			ack([]any{map[string]any{"ok": true, "data": map[string]any(bin)}}, nil)
+			return
+		}
 		ack([]any{ackJSON{OK: true, Data: data}}, nil)
 	})
 	if !started {
 		replyError(ack, fmt.Errorf("server shutting down: %w", errdefs.ErrUnavailable))
 	}
+}
+
+// binaryData takes the binary "data" field out of a file:upload:chunk
+// payload (the only event with a binary attachment); other events'
+// arguments are returned as they are.
+func binaryData(event string, args []any) ([]any, []byte) {
+	if event != "file:upload:chunk" || len(args) != 1 {
+		return args, nil
+	}
+	m, ok := args[0].(map[string]any)
+	if !ok {
+		return args, nil
+	}
+	v, present := m["data"]
+	if !present {
+		return args, nil
+	}
+	// A value that is not binary is left out (data stays nil): the chunk
+	// is then refused, saying data must be a binary attachment.
+	// The library makes a new buffer per message: no copy is needed.
+	var data []byte
+	switch v := v.(type) {
+	case interface{ Bytes() []byte }:
+		if data = v.Bytes(); data == nil {
+			data = []byte{} // an empty attachment
+		}
+	case []byte:
+		if data = v; data == nil {
+			data = []byte{}
+		}
+	}
+	rest := make(map[string]any, len(m))
+	for k, v := range m {
+		if k != "data" {
+			rest[k] = v
+		}
+	}
+	return []any{rest}, data
 }
 
 // splitAck separates a trailing ack callback from the event arguments.

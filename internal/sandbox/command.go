@@ -122,11 +122,8 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 // commandError explains why a command ended without an exit status.
 func (s *Service) commandError(ctx context.Context, id string, err error) error {
 	if ctx.Err() != nil {
-		if s.stopping.Load() {
-			return fmt.Errorf("the server is shutting down; the run was stopped: %w", errdefs.ErrUnavailable)
-		}
-		if s.deleted(id) {
-			return fmt.Errorf("sandbox %s was deleted while the command ran: %w", id, errdefs.ErrConflict)
+		if err := s.interrupted(id, "the run was stopped", "while the command ran"); err != nil {
+			return err
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("command: no answer from the sandbox before the deadline: %w", errdefs.ErrTimeout)
@@ -135,30 +132,64 @@ func (s *Service) commandError(ctx context.Context, id string, err error) error 
 	return err
 }
 
+// interrupted explains an operation on sandbox id whose context ended
+// because the server is shutting down ("...; " + stopped) or the sandbox
+// was deleted ("sandbox X was deleted " + deleted); nil otherwise.
+func (s *Service) interrupted(id, stopped, deleted string) error {
+	if s.stopping.Load() {
+		return fmt.Errorf("the server is shutting down; %s: %w", stopped, errdefs.ErrUnavailable)
+	}
+	if s.deleted(id) {
+		return fmt.Errorf("sandbox %s was deleted %s: %w", id, deleted, errdefs.ErrConflict)
+	}
+	return nil
+}
+
 // track counts a command in flight and returns a context that is also
 // cancelled when the sandbox is deleted.
 func (s *Service) track(ctx context.Context, id string) (context.Context, func()) {
 	s.mu.Lock()
+	l := s.liveFor(id)
+	l.active++
+	s.mu.Unlock()
+	return l.bind(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		l.active--
+		s.dropLive(id, l)
+	})
+}
+
+// liveFor returns the live state of sandbox id, made when missing. The
+// caller holds s.mu.
+func (s *Service) liveFor(id string) *liveSandbox {
 	l := s.live[id]
 	if l == nil {
 		lctx, cancel := context.WithCancel(s.base)
 		l = &liveSandbox{ctx: lctx, cancel: cancel}
 		s.live[id] = l
 	}
-	l.active++
-	s.mu.Unlock()
+	return l
+}
 
+// bind returns a context of ctx that also ends with the sandbox, and its
+// release, which calls done after cancelling it.
+func (l *liveSandbox) bind(ctx context.Context, done func()) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(l.ctx, cancel)
 	return ctx, func() {
 		stop()
 		cancel()
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if l.active--; l.active == 0 && s.live[id] == l {
-			l.cancel()
-			delete(s.live, id)
-		}
+		done()
+	}
+}
+
+// dropLive forgets l, the live state of sandbox id, once nothing uses
+// it. The caller holds s.mu.
+func (s *Service) dropLive(id string, l *liveSandbox) {
+	if l.active == 0 && l.watches == 0 && s.live[id] == l {
+		l.cancel()
+		delete(s.live, id)
 	}
 }
 

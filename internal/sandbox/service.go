@@ -98,9 +98,10 @@ type Service struct {
 // liveSandbox tracks in-memory state of a sandbox: commands in flight and a
 // context cancelled when the sandbox is deleted.
 type liveSandbox struct {
-	active int
-	ctx    context.Context
-	cancel context.CancelFunc
+	active  int
+	watches int // directory watches open (not counted as running)
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
 // New returns a Service. Call Recover once, then Run for expiry.

@@ -154,3 +154,25 @@ func (s *Service) DeleteTemplate(ctx context.Context, tenant, id string) error {
 		return n, nil
 	})
 }
+
+// BuildLogs is the ability of a catalog to stream the output of template
+// builds (*template.Catalog has it); see template.Catalog.BuildLogs.
+type BuildLogs interface {
+	BuildLogs(ctx context.Context, tenant, id string, follow bool, onLine func(string)) (template.Template, error)
+}
+
+// TemplateLogs calls onLine for each line of the output of the
+// template's last build, in order, and returns the template as it is at
+// the end. With follow, a build in progress is followed until it ends.
+// A built-in template has no build output. Errors:
+// errdefs.ErrNotFound for an unknown id (or another tenant's).
+func (s *Service) TemplateLogs(ctx context.Context, tenant, id string, follow bool, onLine func(string)) (template.Template, error) {
+	if id == "" {
+		return template.Template{}, fmt.Errorf("templateId is required: %w", errdefs.ErrInvalidArgument)
+	}
+	bl, ok := s.templates.(BuildLogs)
+	if !ok {
+		return s.Template(ctx, tenant, id)
+	}
+	return bl.BuildLogs(ctx, tenant, id, follow, onLine)
+}

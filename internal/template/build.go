@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -26,7 +25,7 @@ const (
 	MaxDependencies      = 256
 	MaxDependencyLen     = 256
 	MaxInstallCommandLen = 64 * 1024
-	maxBuildLog          = 64 * 1024
+	maxBuildLog          = 1 << 20
 )
 
 // aptPrefix marks a dependency installed with apt-get ("apt:curl").
@@ -180,36 +179,13 @@ func (c *Catalog) baseFor(language, version string) (Template, error) {
 
 func lastPart(v string) string { return v[strings.LastIndexByte(v, '.')+1:] }
 
-// buildLog keeps the end of a build's output.
-type buildLog struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (l *buildLog) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf = append(l.buf, line...)
-	l.buf = append(l.buf, '\n')
-	if over := len(l.buf) - maxBuildLog; over > 0 {
-		cut := over
-		if i := strings.IndexByte(string(l.buf[over:]), '\n'); i >= 0 {
-			cut += i + 1
-		}
-		l.buf = append([]byte("[earlier output dropped]\n"), l.buf[cut:]...)
-	}
-}
-
-func (l *buildLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return string(l.buf)
-}
-
 // runBuild builds e's template and records the outcome.
 func (c *Catalog) runBuild(ctx context.Context, e *entry, base *Template, ref name.Reference) {
 	start := time.Now()
-	log := &buildLog{}
+	log := newBuildLog()
+	c.mu.Lock()
+	e.log = log
+	c.mu.Unlock()
 	b := &builder{c: c, id: e.t.ID, t: e.snapshot(), log: log}
 	defer func() { c.unpin(b.pinned) }()
 	c.log.Info("template build started", "template", e.t.ID, "tenant", e.t.Tenant)
@@ -235,6 +211,7 @@ func (c *Catalog) runBuild(ctx context.Context, e *entry, base *Template, ref na
 	t.BuildLog = log.String()
 	e.t = t
 	c.mu.Unlock()
+	defer log.end()
 
 	if uerr := c.cfg.Store.UpdateTemplate(context.WithoutCancel(ctx), t); uerr != nil && !errors.Is(uerr, errdefs.ErrNotFound) {
 		c.log.Error("record template build", "template", t.ID, "err", uerr)
@@ -307,17 +284,6 @@ func (c *Catalog) Delete(ctx context.Context, tenant, id string, users func(ctx 
 	c.collect(layers)
 	c.log.Info("template deleted", "template", id, "tenant", tenant)
 	return nil
-}
-
-// BuildLog returns the output of a tenant's template's last build.
-func (c *Catalog) BuildLog(tenant, id string) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e := c.find(id)
-	if e == nil || !e.visibleTo(tenant) {
-		return "", fmt.Errorf("template %q: %w", id, errdefs.ErrNotFound)
-	}
-	return e.t.BuildLog, nil
 }
 
 // pruneRootUpper removes from a root overlay's upper dir what the runtime

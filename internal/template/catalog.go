@@ -82,6 +82,9 @@ type entry struct {
 	// cancel stops the build in flight.
 	cancel   context.CancelFunc
 	deleting bool
+	// log is the output of the last build run by this process (nil
+	// before one): followers read it while the build runs.
+	log *buildLog
 }
 
 // NewCatalog prepares the host base layer and the layer store under

@@ -362,12 +362,11 @@ func readCodeStream(resp *http.Response, r *request, h *codeHandlers, out any, r
 			}
 			return nil
 		case "error":
-			we := wireError{Code: CodeInternal, Message: r.op() + ": error event without details"}
-			var got wireError
-			if json.Unmarshal(ev.Error, &got) == nil && got.Code != "" {
-				we = got
+			var got *wireError
+			if json.Unmarshal(ev.Error, &got) != nil || got != nil && got.Code == "" {
+				got = nil
 			}
-			return apiError(r.kind, r.sandboxID, we, statusCode(we.Code), 0)
+			return streamError(r, got)
 		default:
 			// Unknown event types are ignored so that the server can add
 			// new ones.

@@ -158,11 +158,7 @@ func (c *Client) readStream(resp *http.Response, r *request, o *runOptions) (*Co
 			}
 			return ev.Result, nil
 		case "error":
-			we := wireError{Code: CodeInternal, Message: r.op() + ": error event without details"}
-			if ev.Error != nil {
-				we = *ev.Error
-			}
-			return nil, apiError(r.kind, r.sandboxID, we, statusCode(we.Code), 0)
+			return nil, streamError(r, ev.Error)
 		default:
 			// Unknown event types are ignored so that the server can add
 			// new ones.

@@ -279,3 +279,13 @@ type wireError struct {
 	Message      string `json:"message"`
 	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
 }
+
+// streamError is the error of a stream's {"type":"error"} line; we is its
+// error object (nil when the line had none).
+func streamError(r *request, we *wireError) error {
+	w := wireError{Code: CodeInternal, Message: r.op() + ": error event without details"}
+	if we != nil {
+		w = *we
+	}
+	return apiError(r.kind, r.sandboxID, w, statusCode(w.Code), 0)
+}

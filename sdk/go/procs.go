@@ -144,6 +144,40 @@ func (c *Client) ProcessOutput(ctx context.Context, id, procID string, offset in
 		method: http.MethodGet, path: []string{"sandboxes", id, "processes", procID, "output"}, query: q,
 		accept: ndjson, kind: opSandbox, sandboxID: id,
 	}
+	var end *ProcessOutputEnd
+	err := c.readLines(ctx, r, follow, func(raw json.RawMessage) (bool, error) {
+		var l procLine
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return false, decodeError(r, err)
+		}
+		switch l.Type {
+		case "output":
+			if onChunk != nil {
+				onChunk(ProcessChunk{Stream: l.Stream, Data: l.Data, Offset: l.Offset, Lost: l.Lost})
+			}
+		case "exit", "end":
+			end = &ProcessOutputEnd{End: l.End, Lost: l.Lost, Process: l.Process}
+			if l.Type == "exit" && l.ExitCode != nil {
+				end.Exited, end.ExitCode = true, *l.ExitCode
+			}
+			return true, nil
+		case "error":
+			return false, streamError(r, l.Error)
+		}
+		// Unknown line types are ignored so that the server can add new ones.
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return end, nil
+}
+
+// readLines performs r (an NDJSON stream) and hands each line to line
+// until it reports the end line or an error. Without follow, the whole
+// stream is bounded by the client's timeout; with follow, by ctx only. A
+// stream that ends before its end line is a connection error.
+func (c *Client) readLines(ctx context.Context, r *request, follow bool, line func(json.RawMessage) (bool, error)) error {
 	streamCtx := ctx
 	if !follow {
 		var cancel context.CancelFunc
@@ -153,43 +187,26 @@ func (c *Client) ProcessOutput(ctx context.Context, id, procID string, offset in
 	resp, err := c.send(streamCtx, r, nil)
 	if err != nil {
 		if streamCtx.Err() != nil {
-			return nil, c.contextError(ctx, r.op(), c.timeout)
+			return c.contextError(ctx, r.op(), c.timeout)
 		}
-		return nil, err
+		return err
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var l procLine
-		if err := dec.Decode(&l); err != nil {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
 			if streamCtx.Err() != nil {
-				return nil, c.contextError(ctx, r.op(), c.timeout)
+				return c.contextError(ctx, r.op(), c.timeout)
 			}
 			if errors.Is(err, io.EOF) {
-				return nil, connectionError(r.op(), errors.New("stream ended before its end line"))
+				return connectionError(r.op(), errors.New("stream ended before its end line"))
 			}
-			return nil, decodeError(r, err)
+			return decodeError(r, err)
 		}
-		switch l.Type {
-		case "output":
-			if onChunk != nil {
-				onChunk(ProcessChunk{Stream: l.Stream, Data: l.Data, Offset: l.Offset, Lost: l.Lost})
-			}
-		case "exit", "end":
-			end := &ProcessOutputEnd{End: l.End, Lost: l.Lost, Process: l.Process}
-			if l.Type == "exit" && l.ExitCode != nil {
-				end.Exited, end.ExitCode = true, *l.ExitCode
-			}
-			return end, nil
-		case "error":
-			we := wireError{Code: CodeInternal, Message: r.op() + ": error event without details"}
-			if l.Error != nil {
-				we = *l.Error
-			}
-			return nil, apiError(r.kind, r.sandboxID, we, statusCode(we.Code), 0)
-		default:
-			// Unknown line types are ignored so that the server can add
-			// new ones.
+		done, err := line(raw)
+		if done || err != nil {
+			return err
 		}
 	}
 }

@@ -77,7 +77,7 @@ func tempLeftovers(t *testing.T, dir string) []string {
 	t.Helper()
 	var left []string
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), ".sdbx-write-") {
+		if err == nil && (strings.HasPrefix(d.Name(), ".sdbx-write-") || strings.HasPrefix(d.Name(), ".sdbx-new-")) {
 			left = append(left, p)
 		}
 		return nil

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -231,4 +232,51 @@ func send(w io.Writer, ev agentproto.Event) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// ServeWatch answers file.watch (see agentproto.OpFileWatch): it sends
+// EventFileWatching once the watch is in place, then the changes, until
+// ctx ends (the caller cancels it when the client goes away) or the
+// watched directory is gone (final EventFileEnd).
+func (f *FS) ServeWatch(ctx context.Context, req *agentproto.FileRequest, w io.Writer) {
+	if req == nil {
+		_ = sendError(w, fmt.Errorf("file: missing for op %q: %w", agentproto.OpFileWatch, errdefs.ErrInvalidArgument))
+		return
+	}
+	wt, err := f.Watch(ctx, req.Path, WatchOptions{Recursive: req.Recursive})
+	if err != nil {
+		_ = sendError(w, err)
+		return
+	}
+	defer wt.Close()
+	if err := send(w, agentproto.Event{Type: agentproto.EventFileWatching}); err != nil {
+		return
+	}
+	bw := bufio.NewWriterSize(w, 32*1024)
+	for {
+		batch, err := wt.Next(ctx)
+		for i := range batch {
+			line, merr := json.Marshal(agentproto.Event{Type: agentproto.EventFileChange, Change: &batch[i]})
+			if merr != nil {
+				continue
+			}
+			if _, werr := bw.Write(append(line, '\n')); werr != nil {
+				return
+			}
+		}
+		if ferr := bw.Flush(); ferr != nil {
+			return
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			_ = send(w, agentproto.Event{Type: agentproto.EventFileEnd})
+			return
+		case ctx.Err() != nil:
+			return // the client left
+		default:
+			_ = sendError(w, err)
+			return
+		}
+	}
 }

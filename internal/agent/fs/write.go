@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -78,7 +79,7 @@ func (f *FS) Write(ctx context.Context, p string, content io.Reader, opts WriteO
 	if opts.Mode != 0 {
 		mode = opts.Mode
 	}
-	tmp, err := tempName()
+	tmp, err := tempName(t.old != nil && isReg(t.old))
 	if err != nil {
 		return agentproto.FileEntry{}, fmt.Errorf("%s %s: %v: %w", op, abs, err, errdefs.ErrInternal)
 	}
@@ -234,11 +235,47 @@ func (r *root) linkTarget(rel string) (string, bool, error) {
 	return next, true, nil
 }
 
+// Temporary files of Write are named tempPrefixReplace or tempPrefixNew
+// (whether a file is replaced), 16 hex digits and tempSuffix, so that a
+// watch reports the rename that ends a write as one change of the path.
+const (
+	tempPrefixReplace = ".sdbx-write-"
+	tempPrefixNew     = ".sdbx-new-"
+	tempSuffix        = ".tmp"
+)
+
 // tempName returns a fresh name for a temporary file.
-func tempName() (string, error) {
+func tempName(replacing bool) (string, error) {
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return ".sdbx-write-" + hex.EncodeToString(b[:]) + ".tmp", nil
+	prefix := tempPrefixNew
+	if replacing {
+		prefix = tempPrefixReplace
+	}
+	return prefix + hex.EncodeToString(b[:]) + tempSuffix, nil
+}
+
+// tempKind tells whether name is one of Write's temporary files, and if
+// so the change its rename over a path is: created or modified.
+func tempKind(name string) (string, bool) {
+	var rest string
+	var kind string
+	switch {
+	case strings.HasPrefix(name, tempPrefixReplace):
+		rest, kind = name[len(tempPrefixReplace):], agentproto.ChangeModified
+	case strings.HasPrefix(name, tempPrefixNew):
+		rest, kind = name[len(tempPrefixNew):], agentproto.ChangeCreated
+	default:
+		return "", false
+	}
+	hexPart, ok := strings.CutSuffix(rest, tempSuffix)
+	if !ok || len(hexPart) != 16 {
+		return "", false
+	}
+	if _, err := hex.DecodeString(hexPart); err != nil {
+		return "", false
+	}
+	return kind, true
 }

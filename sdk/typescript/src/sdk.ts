@@ -4,7 +4,9 @@ import { SandboxError, SandboxSDKError, ValidationError } from './errors.js';
 import { LOG_LEVELS, Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { Processes } from './processes.js';
+import { download, readAll, upload } from './transfer.js';
 import { Transport, type StreamHandlers } from './transport.js';
+import { startWatch } from './watch.js';
 import type {
   BatchExecutionJob,
   BatchExecutionResult,
@@ -13,6 +15,7 @@ import type {
   CommandResult,
   CreateContextOptions,
   CreateSandboxOptions,
+  DirectoryWatch,
   Execution,
   ExecutionResult,
   FileEntry,
@@ -38,6 +41,10 @@ import type {
   SDKLogger,
   TemplateConfig,
   TemplateListResponse,
+  TemplateLogsOptions,
+  UploadFileOptions,
+  WatchDirectoryOptions,
+  WatchEvent,
 } from './types.js';
 import * as v from './validate.js';
 
@@ -62,11 +69,16 @@ const MAX_TIMEOUT_MS = 86_400_000;
 const EXEC_GRACE_MS = 10_000;
 
 /**
- * The largest file:write content, in bytes of its text: the server takes
- * Socket.IO messages of up to 16 MiB (and closes the connection on a
- * larger one); the rest of the message needs a little room.
+ * Content larger than this (in bytes, before any base64) is written with
+ * the chunked upload (file:upload:*) instead of one file:write message,
+ * which the server bounds at 16 MiB.
  */
-const MAX_WRITE_CONTENT_BYTES = 16 * 1024 * 1024 - 64 * 1024;
+const CHUNKED_WRITE_BYTES = 8 * 1024 * 1024;
+
+/** What file:read answers for a file larger than it returns. */
+const TOO_LARGE_TO_READ = /larger than the \d+ bytes file:read returns/;
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 const CONFIG_KEYS = [
   'apiKey',
@@ -278,6 +290,33 @@ export class SandboxSDK {
       timeoutMs: this.timeout,
       idempotent: true,
     });
+  }
+
+  /**
+   * getTemplateLogs calls onLine for each line of the output of the
+   * template's last build (the last 1 MiB is kept) and resolves with the
+   * template's status; with follow, a build in progress is followed until
+   * it ends.
+   */
+  async getTemplateLogs(
+    templateId: string,
+    options?: TemplateLogsOptions,
+  ): Promise<{ status: SandboxTemplate['status']; error?: string; template: SandboxTemplate }> {
+    const id = v.requiredString(templateId, 'templateId');
+    const o = options === undefined ? {} : v.object(options, 'options', ['follow', 'onLine'] as const);
+    const follow = v.optionalBoolean(o.follow, 'options.follow');
+    if (o.onLine !== undefined && typeof o.onLine !== 'function') {
+      throw new ValidationError('options.onLine', `options.onLine must be a function (got ${v.describe(o.onLine)})`);
+    }
+    const onLine = o.onLine as ((line: string) => void) | undefined;
+    const data = await this.transport.request<{ status: SandboxTemplate['status']; error?: string; template: SandboxTemplate }>(
+      'template:logs',
+      compact({ templateId: id, follow }),
+      // A followed build may take as long as the server lets builds run.
+      // Not retried: a retry would deliver the lines again.
+      { timeoutMs: follow ? Math.max(this.timeout, 15 * 60_000) : this.timeout, stream: { onLog: onLine ?? (() => {}) } },
+    );
+    return { status: data.status, ...(data.error ? { error: data.error } : {}), template: data.template };
   }
 
   /** createTemplate registers a template; it answers at once with status 'building'. */
@@ -493,11 +532,26 @@ export class SandboxSDK {
     });
     v.optionalBoolean(o.createParents, 'options.createParents');
     v.optionalBoolean(o.recursive, 'options.recursive');
-    const data = await this.transport.request<{ content?: string }>('file:read', body, {
-      timeoutMs: this.timeout,
-      idempotent: true,
-    });
-    return typeof data?.content === 'string' ? data.content : '';
+    try {
+      const data = await this.transport.request<{ content?: string }>('file:read', body, {
+        timeoutMs: this.timeout,
+        idempotent: true,
+      });
+      return typeof data?.content === 'string' ? data.content : '';
+    } catch (e) {
+      if (!(e instanceof SandboxSDKError) || e.code !== 'invalid_argument' || !TOO_LARGE_TO_READ.test(e.message)) throw e;
+    }
+    // Too large for one message: the chunked download.
+    const { stream } = await download(this.transport, this.timeout, body.sandboxId as string, body.path as string);
+    const bytes = await readAll(stream);
+    if (body.encoding === 'base64') return bytes.toString('base64');
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      throw new SandboxError(`file ${body.path}: not valid UTF-8 text; read it with encoding "base64"`, 'invalid_argument', {
+        operation: 'file:read',
+      });
+    }
   }
 
   /**
@@ -519,13 +573,26 @@ export class SandboxSDK {
       throw new ValidationError('content', `content must be a string or a Uint8Array (got ${v.describe(content)})`);
     }
     v.optionalBoolean(o.recursive, 'options.recursive');
-    if (Buffer.byteLength(text, 'utf8') > MAX_WRITE_CONTENT_BYTES) {
-      // The server would close the connection on a larger message.
-      throw new ValidationError(
-        'content',
-        `content is larger than ${MAX_WRITE_CONTENT_BYTES} bytes${encoding === 'base64' ? ' as base64' : ''}: ` +
-          'Socket.IO messages are limited to 16 MiB; upload larger files over HTTP (PUT /v1/sandboxes/{id}/files?path=...)',
+    const size = typeof content === 'string' ? (encoding === 'base64' ? (text.length * 3) / 4 : Buffer.byteLength(text, 'utf8')) : content.byteLength;
+    if (size > CHUNKED_WRITE_BYTES) {
+      // Too large for one message: the chunked upload.
+      let bytes: Uint8Array;
+      if (content instanceof Uint8Array) bytes = content;
+      else if (encoding === 'base64') {
+        if (!BASE64.test(text)) {
+          throw new ValidationError('content', 'content is not valid base64 (standard alphabet)');
+        }
+        bytes = Buffer.from(text, 'base64');
+      } else bytes = Buffer.from(text, 'utf8');
+      const entry = await upload(
+        this.transport,
+        this.timeout,
+        v.requiredString(o.sandboxId, 'options.sandboxId'),
+        v.requiredString(o.path, 'options.path'),
+        bytes,
+        { createParents: v.optionalBoolean(o.createParents, 'options.createParents') },
       );
+      return typeof entry?.path === 'string' && entry.path !== '' ? entry.path : (o.path as string);
     }
     const body = compact({
       sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
@@ -554,6 +621,67 @@ export class SandboxSDK {
       timeoutMs: this.timeout,
       idempotent: true,
       notFoundAfterRetryIsSuccess: true,
+    });
+  }
+
+  /**
+   * uploadFile streams content (bytes, or a Readable / async iterable of
+   * bytes) into path over the chunked Socket.IO upload, with bounded
+   * memory whatever its size. The file is replaced atomically when all of
+   * it has arrived; on any failure it is left as it was.
+   */
+  async uploadFile(
+    sandboxId: string,
+    path: string,
+    content: Uint8Array | AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
+    options?: UploadFileOptions,
+  ): Promise<FileEntry> {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    const p = v.requiredString(path, 'path');
+    const o = options === undefined ? {} : v.object(options, 'options', ['createParents'] as const);
+    const createParents = v.optionalBoolean(o.createParents, 'options.createParents');
+    const iterable =
+      content !== null && typeof content === 'object' && (Symbol.asyncIterator in content || Symbol.iterator in content);
+    if (!(content instanceof Uint8Array) && !iterable) {
+      throw new ValidationError('content', `content must be a Uint8Array or a stream of bytes (got ${v.describe(content)})`);
+    }
+    return upload(this.transport, this.timeout, id, p, content, { createParents });
+  }
+
+  /**
+   * downloadFile opens a file for a chunked Socket.IO download and resolves
+   * with its size and a Readable of its content, fetched as it is read.
+   */
+  async downloadFile(sandboxId: string, path: string): Promise<{ size: number; stream: import('node:stream').Readable }> {
+    return download(this.transport, this.timeout, v.requiredString(sandboxId, 'sandboxId'), v.requiredString(path, 'path'));
+  }
+
+  /**
+   * watchDirectory calls onEvent for every change below path (created,
+   * modified, deleted, renamed; overflow when changes were lost) and
+   * resolves once the watch is in place. stop() ends it; it also ends when
+   * the directory or the sandbox is deleted, or the connection is lost
+   * (options.onEnd, and the watch's ended promise, say which).
+   */
+  async watchDirectory(
+    sandboxId: string,
+    path: string,
+    onEvent: (event: WatchEvent) => void,
+    options?: WatchDirectoryOptions,
+  ): Promise<DirectoryWatch> {
+    const id = v.requiredString(sandboxId, 'sandboxId');
+    const p = v.requiredString(path, 'path');
+    if (typeof onEvent !== 'function') {
+      throw new ValidationError('onEvent', `onEvent must be a function (got ${v.describe(onEvent)})`);
+    }
+    const o = options === undefined ? {} : v.object(options, 'options', ['recursive', 'onEnd'] as const);
+    const recursive = v.optionalBoolean(o.recursive, 'options.recursive');
+    if (o.onEnd !== undefined && typeof o.onEnd !== 'function') {
+      throw new ValidationError('options.onEnd', `options.onEnd must be a function (got ${v.describe(o.onEnd)})`);
+    }
+    return startWatch(this.transport, this.timeout, id, p, onEvent, {
+      recursive,
+      onEnd: o.onEnd as WatchDirectoryOptions['onEnd'],
     });
   }
 

@@ -22,6 +22,8 @@ export interface StreamHandlers {
   onStderr?: (output: OutputMessage) => void;
   onResult?: (result: Result) => void;
   onError?: (error: ExecutionError) => void;
+  /** template:log lines (template:logs). */
+  onLog?: (line: string) => void;
 }
 
 /** How one request is made. */
@@ -60,6 +62,13 @@ interface Pending {
   fail: (err: SandboxSDKError) => void;
 }
 
+/** What a directory watch is told by the server (see watch.ts). */
+export interface WatchHandlers {
+  onEvent: (ev: Record<string, unknown>) => void;
+  /** The watch ended by itself: error is unset when its directory was deleted. */
+  onEnd: (error?: SandboxSDKError) => void;
+}
+
 /** The longest pause between two retries or reconnection attempts. */
 const MAX_BACKOFF_MS = 30_000;
 
@@ -78,6 +87,7 @@ export class Transport {
   private readonly waiters = new Set<Waiter>();
   private readonly pending = new Set<Pending>();
   private readonly streams = new Map<string, StreamHandlers>();
+  private readonly watches = new Map<string, WatchHandlers>();
   private readonly clientId = Math.random().toString(36).slice(2, 10);
   private nextStream = 0;
 
@@ -102,6 +112,48 @@ export class Transport {
     this.socket.on('stream:output', (ev: unknown) => this.onStreamOutput(ev));
     this.socket.on('stream:result', (ev: unknown) => this.onStreamResult(ev));
     this.socket.on('stream:error', (ev: unknown) => this.onStreamError(ev));
+    this.socket.on('template:log', (ev: unknown) => this.onTemplateLog(ev));
+    this.socket.on('file:event', (ev: unknown) => this.onWatchEvent(ev));
+    this.socket.on('file:watch:end', (ev: unknown) => this.onWatchEnd(ev));
+  }
+
+  /** newId returns an id unique to this client (for watches chosen before they start). */
+  newId(prefix: string): string {
+    return `${prefix}${this.clientId}-${++this.nextStream}`;
+  }
+
+  /** addWatch delivers the events of watchId to h until removeWatch or its end. */
+  addWatch(watchId: string, h: WatchHandlers): void {
+    this.watches.set(watchId, h);
+  }
+
+  removeWatch(watchId: string): void {
+    this.watches.delete(watchId);
+  }
+
+  private onTemplateLog(ev: unknown): void {
+    const found = this.handlersFor(ev);
+    if (!found) return;
+    const [h, rec] = found;
+    this.callback(h.onLog, typeof rec.line === 'string' ? rec.line : String(rec.line ?? ''), 'onLine');
+  }
+
+  private onWatchEvent(ev: unknown): void {
+    if (typeof ev !== 'object' || ev === null) return;
+    const rec = ev as Record<string, unknown>;
+    const h = typeof rec.watchId === 'string' ? this.watches.get(rec.watchId) : undefined;
+    if (h) this.callback(h.onEvent, rec, 'onEvent');
+  }
+
+  private onWatchEnd(ev: unknown): void {
+    if (typeof ev !== 'object' || ev === null) return;
+    const rec = ev as Record<string, unknown>;
+    if (typeof rec.watchId !== 'string') return;
+    const h = this.watches.get(rec.watchId);
+    if (!h) return;
+    this.watches.delete(rec.watchId);
+    const err = rec.error ? errorFromWire(rec.error as Record<string, unknown>, 'file:watch') : undefined;
+    this.callback(h.onEnd, err, 'onEnd');
   }
 
   /** connected tells whether the socket is connected now. */
@@ -325,6 +377,12 @@ export class Transport {
             { operation: p.event },
           ),
     );
+    // The server ends a connection's watches with it.
+    const ws = [...this.watches.values()];
+    this.watches.clear();
+    for (const h of ws) {
+      this.callback(h.onEnd, new ConnectionError(`file:watch: connection lost (${reason}); the watch ended`), 'onEnd');
+    }
     if (!this.closedByUser && reason === 'io server disconnect') {
       // The server closed the socket (e.g. it is restarting): the client
       // does not reconnect by itself after that.

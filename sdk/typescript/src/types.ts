@@ -3,6 +3,7 @@
  * (docs/protocol.md): camelCase, times in records as RFC 3339 strings,
  * timestamps of streamed lines as Unix milliseconds.
  */
+import type { SandboxSDKError } from './errors.js';
 
 /** Log levels, from the most to the least verbose. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -304,6 +305,52 @@ export interface FileListResponse {
   path: string;
   /** Sorted by name. */
   entries: FileEntry[];
+}
+
+export interface TemplateLogsOptions {
+  /** Wait while the template is building, until its build ends. */
+  follow?: boolean;
+  /** Called for each line of build output, in order. */
+  onLine?: (line: string) => void;
+}
+
+export interface UploadFileOptions {
+  /** Create missing parent directories. */
+  createParents?: boolean;
+}
+
+/** A change below a watched directory (watchDirectory). */
+export interface WatchEvent {
+  /**
+   * 'renamed' has the new path and oldPath; 'overflow' (no path) says
+   * changes were lost because they came faster than they were read.
+   */
+  type: 'created' | 'modified' | 'deleted' | 'renamed' | 'overflow';
+  path: string;
+  oldPath?: string;
+  isDir: boolean;
+  /** Unix milliseconds. */
+  timestamp: number;
+}
+
+export interface WatchDirectoryOptions {
+  /** Also watch every directory below, including new ones. */
+  recursive?: boolean;
+  /**
+   * Called once when the watch ends by itself: without an error when the
+   * watched directory was deleted, with one when the sandbox was deleted
+   * or the connection was lost.
+   */
+  onEnd?: (error?: SandboxSDKError) => void;
+}
+
+/** A watch in progress (watchDirectory). */
+export interface DirectoryWatch {
+  readonly watchId: string;
+  /** Resolves when the watch ends (with the error, if any, onEnd got). */
+  readonly ended: Promise<SandboxSDKError | undefined>;
+  /** stop ends the watch; no event is delivered after it is called. */
+  stop(): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------
