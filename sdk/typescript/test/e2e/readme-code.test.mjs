@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxError, TimeoutError } from '../../dist/index.js';
-import { captureConsole, closeAll, deleteQuietly, newSDK, serverTest } from '../helpers/env.mjs';
+import { captureConsole, closeAll, deleteQuietly, newSDK, server, serverTest } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
@@ -347,7 +347,7 @@ print(f"Mean: {df['value'].mean()}")
   }
 });
 
-serverTest('README Examples: Web Server (express is not installed)', async () => {
+serverTest('README Examples: Web Server (express from the npm registry, served through the port proxy)', async () => {
   const { sandbox } = await sdk.createSandbox({
     templateId: 'nodejs-18',
     name: 'Express Server'
@@ -370,14 +370,46 @@ app.listen(3000, () => {
   `
     );
 
-    // As written: without express in the template, node exits at once and
-    // runTerminal resolves with its (empty) stdout; with express it would
-    // run until its timeout.
-    const out = await sdk.runTerminal(sandbox.id, 'node /workspace/server.js');
-    assert.equal(out, '');
-    const res = await sdk.runCommand(sandbox.id, 'node /workspace/server.js');
-    assert.notEqual(res.exitCode, 0);
-    assert.match(res.stderr.join('\n'), /Cannot find module 'express'/);
+    // The one step the example leaves out: express comes from the npm
+    // registry, through the sandbox's default egress.
+    const install = await sdk.runCommand(
+      sandbox.id,
+      'cd /workspace && npm install --no-audit --no-fund --loglevel=error express@4',
+      { timeoutMs: 240_000 },
+    );
+    assert.equal(install.exitCode, 0, install.stderr.join('\n'));
+
+    const url = sdk.portUrl(sandbox.id, 3000);
+    const headers = { 'X-API-Key': server().apiKey };
+    async function hello() {
+      for (let i = 0; i < 500; i++) {
+        const res = await fetch(url, { headers });
+        if (res.status === 200) return res.json();
+        assert.equal(res.status, 502, await res.text()); // not listening yet
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`${url} never answered 200`);
+    }
+
+    // As written: runTerminal waits for the command, and a server never
+    // ends, so the call ends at its timeout (a short one here) — while it
+    // waits, the app answers through the server's port proxy.
+    const short = newSDK({ timeout: 5_000, maxRetries: 0 });
+    const running = short.runTerminal(sandbox.id, 'node /workspace/server.js').then(
+      (out) => ({ out }),
+      (err) => ({ err }),
+    );
+    assert.deepEqual(await hello(), { message: 'Hello from sandbox!' });
+    const ended = await running;
+    assert.ok(ended.err instanceof TimeoutError, `runTerminal should time out, got ${JSON.stringify(ended)}`);
+
+    // The way to keep it running: background, then fetch it the same way.
+    const proc = await sdk.runTerminal(sandbox.id, 'node /workspace/server.js', { background: true });
+    assert.ok(proc.pid > 0);
+    assert.deepEqual(await hello(), { message: 'Hello from sandbox!' });
+    const out = await sdk.getProcessOutput(sandbox.id, proc.id);
+    assert.match(JSON.stringify(out), /Server running on port 3000/);
+    await sdk.killProcess(sandbox.id, proc.id);
   } finally {
     await sdk.deleteSandbox(sandbox.id);
   }
