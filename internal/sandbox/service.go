@@ -148,11 +148,21 @@ func (s *Service) Create(ctx context.Context, tenant string, opts CreateOptions)
 	}
 	sb := newRecord(id, tenant, tmpl.ID, opts, s.cfg.DefaultExpiry)
 	sb.Resources = toResources(limits)
-	if err := s.store.CreateSandbox(ctx, sb); err != nil {
+	// The record (status creating) is written while the driver creates
+	// the sandbox: both are done before anyone is told about it, and a
+	// crash in between leaves either a creating record or driver state
+	// nobody recorded, both of which Recover removes.
+	recorded := make(chan error, 1)
+	go func() { recorded <- s.store.CreateSandbox(ctx, sb) }()
+	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: limits}
+	derr := s.driver.Create(ctx, spec)
+	if err := <-recorded; err != nil {
+		if derr == nil {
+			s.deleteQuietly(context.WithoutCancel(ctx), id)
+		}
 		return Sandbox{}, err
 	}
-	spec := runtime.Spec{ID: id, Overlays: tmpl.Overlays, Resources: limits}
-	if err := s.driver.Create(ctx, spec); err != nil {
+	if err := derr; err != nil {
 		s.log.Error("create sandbox", "sandbox_id", id, "err", err)
 		s.forget(context.WithoutCancel(ctx), id)
 		if errdefs.Code(err) == "internal" {
