@@ -246,7 +246,7 @@ func (h *harness) baselines(ctx context.Context, pool, cold report.Row) error {
 	h.add(pool)
 	h.add(cold)
 	ratio := func(r report.Row) string {
-		return fmt.Sprintf("sdbx pool %.1f× and cold %.1f× faster", r.P50/pool.P50, r.P50/cold.P50)
+		return "sdbx pool " + faster(pool.P50, r.P50) + ", sdbx cold " + faster(cold.P50, r.P50)
 	}
 	h.step("bubblewrap: %d one-shots", h.p.baselines)
 	if s, err := measure.Bubblewrap(ctx, h.p.baselines); err != nil {
@@ -305,6 +305,14 @@ func installBaselines(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// faster says how sdbx's p50 compares with a baseline's.
+func faster(sdbx, baseline float64) string {
+	if sdbx <= baseline {
+		return fmt.Sprintf("%.1f× faster", baseline/sdbx)
+	}
+	return fmt.Sprintf("%.1f× slower", sdbx/baseline)
 }
 
 func numCPU() int { return runtime.NumCPU() }
