@@ -28,6 +28,7 @@ import (
 type options struct {
 	n, lines, tput    int
 	jupyter, sio, fil bool
+	url, key          string
 }
 
 func main() {
@@ -38,6 +39,8 @@ func main() {
 	flag.BoolVar(&o.fil, "files", false, "also write and read back a 64 MiB file through the Go SDK")
 	flag.IntVar(&o.tput, "throughput", 0, "also measure runs/s with this many sandboxes, 4 clients each, for 10 s")
 	flag.IntVar(&o.lines, "lines", 200000, "lines printed by the streaming cell")
+	flag.StringVar(&o.url, "url", "", "server URL (default: start a server with --pool none), e.g. one started with --debug-addr to profile it")
+	flag.StringVar(&o.key, "api-key", os.Getenv("SDBX_API_KEY"), "API key for -url")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "coderun:", err)
@@ -46,11 +49,15 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	stop, url, key, err := server.Start("--pool", "none")
-	if err != nil {
-		return err
+	url, key := o.url, o.key
+	if url == "" {
+		stop, u, k, err := server.Start("--pool", "none")
+		if err != nil {
+			return err
+		}
+		defer stop()
+		url, key = u, k
 	}
-	defer stop()
 	a := measure.NewAPI(url, key, 4)
 	id, err := a.CreateSandbox(ctx, "python-3-11")
 	if err != nil {

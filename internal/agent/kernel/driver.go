@@ -104,7 +104,7 @@ type execution struct {
 }
 
 func newExecution(id string, sink Sink) *execution {
-	return &execution{id: id, sink: sink, msgs: make(chan driverMsg, 64), finished: make(chan struct{})}
+	return &execution{id: id, sink: sink, msgs: make(chan driverMsg, 8), finished: make(chan struct{})}
 }
 
 // emit passes ev to the sink unless the execution has finished.
