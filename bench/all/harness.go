@@ -132,14 +132,22 @@ func (h *harness) coldServer(ctx context.Context) (report.Row, error) {
 		return report.Row{}, err
 	}
 	h.step("throughput: %d sandboxes × %d clients for %s", h.p.tputSandboxes, h.p.tputClients, h.p.tputFor)
-	rate, err := measure.Throughput(ctx, srv.URL, srv.Key, h.p.tputSandboxes, h.p.tputClients, h.p.tputFor)
+	tp, err := measure.Throughput(ctx, srv.URL, srv.Key, srv.Pid(), h.p.tputSandboxes, h.p.tputClients, h.p.tputFor)
 	if err != nil {
 		return report.Row{}, fmt.Errorf("throughput: %w", err)
 	}
+	alone := fmt.Sprintf("go run ./bench/coderun -throughput %d", h.p.tputSandboxes)
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 	h.add(report.Row{Section: secTput, Name: fmt.Sprintf("sdbx runCode/s, %d sandboxes × %d HTTP clients, %s", h.p.tputSandboxes, h.p.tputClients, h.p.tputFor),
-		Unit: "runCode/s", Value: rate, Target: 5000, Label: "throughput, runCode/s",
-		Note:  fmt.Sprintf("load generator on the same %d cores", numCPU()),
-		Alone: fmt.Sprintf("go run ./bench/coderun -throughput %d", h.p.tputSandboxes)})
+		Unit: "runCode/s", Value: tp.Rate, Target: 5000, Label: "throughput, runCode/s",
+		Note: fmt.Sprintf("load generator on the same %d cores; CPU per run: load generator %s, server %s, sandboxes (agents + interpreters) %s",
+			numCPU(), us(tp.CPU.Client), us(tp.CPU.Server), us(tp.CPU.Sandboxes)),
+		Alone: alone})
+	if sdbxCPU := tp.CPU.Server + tp.CPU.Sandboxes; sdbxCPU > 0 {
+		h.add(report.Row{Section: secTput, Name: fmt.Sprintf("runCode/s that %d cores allow sdbx (no load generator)", numCPU()), Unit: "runCode/s",
+			Value: float64(numCPU()) * float64(time.Second) / float64(sdbxCPU),
+			Note:  fmt.Sprintf("estimate: cores ÷ (server + sandbox CPU per run, %s)", us(sdbxCPU)), Alone: alone})
+	}
 	h.step("density: %d sandboxes alive together", h.p.density)
 	d, err := measure.Density(ctx, c, srv.Pid(), h.p.density, 8)
 	if err != nil {

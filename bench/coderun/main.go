@@ -93,11 +93,13 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("sdbx 64 MiB file through the Go SDK: write %.0f MB/s, read %.0f MB/s\n", fr.Write, fr.Read)
 	}
 	if o.tput > 0 {
-		rate, err := measure.Throughput(ctx, url, key, o.tput, 4, 10*time.Second)
+		tp, err := measure.Throughput(ctx, url, key, measure.ServerPid(url), o.tput, 4, 10*time.Second)
 		if err != nil {
 			return fmt.Errorf("throughput: %w", err)
 		}
-		fmt.Printf("sdbx throughput: %.0f runCode/s (`x += 1`, %d sandboxes × 4 clients over HTTP, 10 s)\n", rate, o.tput)
+		fmt.Printf("sdbx throughput: %.0f runCode/s (`x += 1`, %d sandboxes × 4 clients over HTTP, 10 s)\n", tp.Rate, o.tput)
+		fmt.Printf("CPU per runCode: load generator %s, server %s, sandboxes (agents + interpreters) %s\n",
+			tp.CPU.Client.Round(time.Microsecond), tp.CPU.Server.Round(time.Microsecond), tp.CPU.Sandboxes.Round(time.Microsecond))
 	}
 	if o.sio {
 		root, err := server.ModuleRoot(ctx)

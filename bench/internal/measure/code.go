@@ -191,11 +191,22 @@ func StreamLines(ctx context.Context, a *API, id string, lines int) (float64, er
 	return float64(lines) / d.Seconds(), nil
 }
 
+// ThroughputResult is what Throughput measured.
+type ThroughputResult struct {
+	Rate float64 // runCode/s
+	Runs int
+	// CPU is the CPU time per run, by who spent it (the server's share is
+	// zero when its pid is unknown).
+	CPU CPU
+}
+
 // Throughput runs `x += 1` from clients connections per sandbox into
-// sandboxes new sandboxes for d and returns completed runs per second.
-// Runs in one sandbox queue in its default context, so the parallelism
-// comes from the sandboxes. The sandboxes are deleted afterwards.
-func Throughput(ctx context.Context, url, key string, sandboxes, clients int, d time.Duration) (float64, error) {
+// sandboxes new sandboxes for d and returns completed runs per second and
+// the CPU time per run of this process, the server (serverPid, 0 if
+// unknown) and the sandboxes. Runs in one sandbox queue in its default
+// context, so the parallelism comes from the sandboxes. The sandboxes are
+// deleted afterwards.
+func Throughput(ctx context.Context, url, key string, serverPid, sandboxes, clients int, d time.Duration) (ThroughputResult, error) {
 	a := NewAPI(url, key, sandboxes*clients)
 	defer a.HTTP.CloseIdleConnections()
 	var ids []string
@@ -207,11 +218,11 @@ func Throughput(ctx context.Context, url, key string, sandboxes, clients int, d 
 	for range sandboxes {
 		id, err := a.CreateSandbox(ctx, "python-3-11")
 		if err != nil {
-			return 0, err
+			return ThroughputResult{}, err
 		}
 		ids = append(ids, id)
 		if _, err := a.RunCode(ctx, id, "x = 0"); err != nil {
-			return 0, err
+			return ThroughputResult{}, err
 		}
 	}
 	var (
@@ -220,6 +231,7 @@ func Throughput(ctx context.Context, url, key string, sandboxes, clients int, d 
 		first error
 		wg    sync.WaitGroup
 	)
+	before := cpuSnapshot(serverPid, ids)
 	deadline := time.Now().Add(d)
 	start := time.Now()
 	for _, id := range ids {
@@ -242,5 +254,7 @@ func Throughput(ctx context.Context, url, key string, sandboxes, clients int, d 
 		}
 	}
 	wg.Wait()
-	return float64(total) / time.Since(start).Seconds(), first
+	el := time.Since(start)
+	cpu := cpuSnapshot(serverPid, ids).Sub(before)
+	return ThroughputResult{Rate: float64(total) / el.Seconds(), Runs: total, CPU: cpu.Per(total)}, first
 }
