@@ -271,9 +271,11 @@ func (s *Service) createContext(ctx context.Context, sb Sandbox, tmpl template.T
 // startAgentContext starts the interpreter of a context record in the
 // sandbox's agent.
 func (s *Service) startAgentContext(ctx context.Context, client *agentclient.Client, sb Sandbox, tmpl template.Template, cc CodeContext) error {
-	_, err := client.CreateContext(ctx, agentproto.ContextCreateRequest{
-		ID: cc.ID, Language: cc.Language, Cwd: cc.Cwd, Env: envFor(sb, tmpl, cc.EnvVars),
-	})
+	req := agentproto.ContextCreateRequest{ID: cc.ID, Language: cc.Language, Cwd: cc.Cwd, Env: envFor(sb, tmpl, cc.EnvVars)}
+	if cc.Language == LanguagePython {
+		req.Bytecode = s.cfg.PythonBytecode
+	}
+	_, err := client.CreateContext(ctx, req)
 	if err != nil {
 		return fmt.Errorf("start %s context: %w", cc.Language, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sdbx/sdbx/internal/agentclient"
+	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/template"
@@ -52,6 +53,11 @@ type Config struct {
 	// Pool is the number of pre-created sandboxes kept ready per template
 	// id (the warm pool); a template that is not listed has none.
 	Pool map[string]int
+	// PythonBytecode is the Python context driver compiled by the host's
+	// interpreter, sent with every Python context start (agents whose
+	// interpreter has another cache tag compile the source); nil: agents
+	// always compile it.
+	PythonBytecode *agentproto.Bytecode
 }
 
 // Service is the sandbox domain service. All methods take the caller's

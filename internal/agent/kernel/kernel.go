@@ -205,7 +205,9 @@ func (m *Manager) Create(ctx context.Context, req agentproto.ContextCreateReques
 		info: agentproto.ContextInfo{ID: req.ID, Language: lang.name, Cwd: filepath.Clean(cwd), CreatedAt: time.Now().UnixMilli()},
 		env:  req.Env,
 		tag:  randomHex(8),
-		gone: make(chan struct{}),
+		// Kept for restarts of the interpreter.
+		bytecode: req.Bytecode,
+		gone:     make(chan struct{}),
 	}
 	m.mu.Lock()
 	switch {
