@@ -81,6 +81,10 @@ func Run(ctx context.Context, bin string, extra ...string) (*Server, error) {
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Env = append(os.Environ(), "SDBX_API_KEY="+s.Key)
 	s.cmd.Stderr = os.Stderr
+	// Its own process group: a terminal's Ctrl-C reaches the harness,
+	// which deletes its sandboxes before it stops the server (sandboxes
+	// outlive a server).
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
