@@ -153,7 +153,7 @@ func (h *harness) coldServer(ctx context.Context) (report.Row, error) {
 	if err != nil {
 		return report.Row{}, fmt.Errorf("density: %w", err)
 	}
-	alive := report.Row{Section: secDense, Name: "sdbx sandboxes alive together", Unit: "sandboxes", Value: float64(d.Alive),
+	alive := report.Row{Section: secDense, Name: "sdbx sandboxes alive together", Unit: "sandboxes", Value: float64(d.Alive), Label: "sandboxes alive together",
 		Note: fmt.Sprintf("created in %s, all answered a command in %s; no kernel setting raised",
 			d.CreateTime.Round(time.Millisecond), d.AnswerTime.Round(time.Millisecond)),
 		Alone: fmt.Sprintf("go run ./bench/density -n %d", h.p.density)}
@@ -261,7 +261,7 @@ func (h *harness) baselines(ctx context.Context, pool, cold report.Row) error {
 		h.skip("bubblewrap baseline", err)
 	} else {
 		r := latency(secCreate, "bubblewrap one-shot python3 -c 'print(1)'", s)
-		r.Note, r.Alone, r.Label = ratio(r), strings.Join(measure.BubblewrapArgs(), " "), "bubblewrap one-shot python3"
+		r.Note, r.Alone, r.Label = ratio(r), shellJoin(measure.BubblewrapArgs()), "bubblewrap one-shot python3"
 		h.add(r)
 	}
 	h.step("runc: %d × runc run", h.p.baselines)
@@ -313,6 +313,18 @@ func installBaselines(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// shellJoin quotes args for a shell where needed.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " '\"()$\\*?;&|<>`") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
 
 // faster says how sdbx's p50 compares with a baseline's.

@@ -39,6 +39,7 @@ func main() {
 	flag.IntVar(&o.density, "density", 0, "sandboxes alive together in the density run (default 1000, 50 with -quick)")
 	flag.BoolVar(&o.noInstall, "no-install", false, "do not apt-get install missing baseline packages")
 	flag.BoolVar(&o.noSocketIO, "no-socketio", false, "skip the socket.io-client round trip (needs node and npm)")
+	flag.StringVar(&o.render, "render", "", "measure nothing: render this results file again into -doc and -png")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -51,11 +52,14 @@ func main() {
 
 type options struct {
 	quick, noInstall, noSocketIO bool
-	out, doc, png                string
+	out, doc, png, render        string
 	density                      int
 }
 
 func run(ctx context.Context, o options) error {
+	if o.render != "" {
+		return rerender(ctx, o)
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("sdbx needs root to create sandboxes: run it as root (sudo go run ./bench/all)")
 	}
@@ -90,6 +94,20 @@ func run(ctx context.Context, o options) error {
 	if err := res.WriteTable(os.Stdout); err != nil {
 		return err
 	}
+	return writeOutputs(root, o, res)
+}
+
+// rerender writes the docs and chart of an earlier run's results file.
+func rerender(ctx context.Context, o options) error {
+	root, err := server.ModuleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	res, err := report.ReadJSON(o.render)
+	if err != nil {
+		return err
+	}
+	o.out = ""
 	return writeOutputs(root, o, res)
 }
 
@@ -164,5 +182,19 @@ func machine() string {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		cg = "cgroup v2"
 	}
-	return fmt.Sprintf("%d cores%s, kernel %s, %s", numCPU(), mem, strings.TrimSpace(string(kernel)), cg)
+	return fmt.Sprintf("%d cores%s, kernel %s, %s, load average %s at start", numCPU(), mem, strings.TrimSpace(string(kernel)), cg, loadAverage())
+}
+
+// loadAverage is the 1-minute load average (other work on the machine
+// skews every figure).
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return f[0]
 }
