@@ -14,7 +14,7 @@ import (
 func TestPythonBytecode(t *testing.T) {
 	needLanguage(t, agentproto.LanguagePython)
 	py, _ := lookPath("python3", testEnv())
-	// The driver plus a marker that only the bytecode has.
+	// A marker line that only the bytecode has, then the driver.
 	marked, err := compilePython(t.Context(), py, "SDBX_FROM_BYTECODE = True\n"+pythonDriver)
 	if err != nil {
 		t.Fatal(err)
