@@ -27,17 +27,19 @@ func NewAPI(url, key string, conns int) *API {
 }
 
 func (a *API) do(ctx context.Context, method, path string, body any, accept string) (*http.Response, error) {
-	var rd *bytes.Reader
+	var b []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if b, err = json.Marshal(body); err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, a.URL+path, rd)
+	return a.send(ctx, method, path, b, accept)
+}
+
+// send sends an encoded body (nil: none) and returns a 2xx response.
+func (a *API) send(ctx context.Context, method, path string, body []byte, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, a.URL+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +66,12 @@ func (a *API) JSON(ctx context.Context, path string, body, out any) error {
 	if err != nil {
 		return err
 	}
+	return decode(resp, out)
+}
+
+// decode decodes a response's JSON body into out (nil: drain) and closes
+// it.
+func decode(resp *http.Response, out any) error {
 	defer resp.Body.Close()
 	if out == nil {
 		out = &struct{}{}
@@ -104,8 +112,24 @@ type execution struct {
 // RunCode runs code in the sandbox's default Python context and returns
 // the text of its last result.
 func (a *API) RunCode(ctx context.Context, id, code string) (string, error) {
+	body, err := json.Marshal(struct {
+		Code string `json:"code"`
+	}{code})
+	if err != nil {
+		return "", err
+	}
+	return a.runEncoded(ctx, "/v1/sandboxes/"+id+"/code", body)
+}
+
+// runEncoded posts an encoded runCode body to path (the load loop
+// encodes it once) and returns the text of the last result.
+func (a *API) runEncoded(ctx context.Context, path string, body []byte) (string, error) {
+	resp, err := a.send(ctx, http.MethodPost, path, body, "")
+	if err != nil {
+		return "", err
+	}
 	var res execution
-	if err := a.JSON(ctx, "/v1/sandboxes/"+id+"/code", map[string]any{"code": code}, &res); err != nil {
+	if err := decode(resp, &res); err != nil {
 		return "", err
 	}
 	if e := res.Execution.Error; e != nil {
@@ -238,8 +262,9 @@ func Throughput(ctx context.Context, url, key string, serverPid, sandboxes, clie
 		for range clients {
 			wg.Go(func() {
 				n := 0
+				path, body := "/v1/sandboxes/"+id+"/code", []byte(`{"code":"x += 1"}`)
 				for time.Now().Before(deadline) && ctx.Err() == nil {
-					if _, err := a.RunCode(ctx, id, "x += 1"); err != nil {
+					if _, err := a.runEncoded(ctx, path, body); err != nil {
 						mu.Lock()
 						first = cmp.Or(first, err)
 						mu.Unlock()

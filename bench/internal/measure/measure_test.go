@@ -84,6 +84,10 @@ func TestSmoke(t *testing.T) {
 	if err := a.DeleteSandbox(ctx, id); err != nil {
 		t.Fatal(err)
 	}
+	tp, err := Throughput(ctx, srv.URL, srv.Key, srv.Pid(), 1, 2, 300*time.Millisecond)
+	if err != nil || tp.Runs == 0 || tp.Rate <= 0 || tp.CPU.Client <= 0 {
+		t.Errorf("throughput: %+v, %v", tp, err)
+	}
 	list, err := c.ListSandboxes(ctx)
 	if err != nil {
 		t.Fatal(err)
