@@ -6,6 +6,7 @@
 //
 //	sudo go run ./bench/all          # full run (~3 min)
 //	sudo go run ./bench/all -quick   # short run, few samples
+//	sudo go run ./bench/all -runs 3  # medians of three runs, with ranges
 //
 // Run from the repository. As root it first installs the Debian packages
 // the baselines need (bubblewrap, runc, python3-ipykernel,
@@ -39,6 +40,7 @@ func main() {
 	flag.IntVar(&o.density, "density", 0, "sandboxes alive together in the density run (default 1000, 50 with -quick)")
 	flag.BoolVar(&o.noInstall, "no-install", false, "do not apt-get install missing baseline packages")
 	flag.BoolVar(&o.noSocketIO, "no-socketio", false, "skip the socket.io-client round trip (needs node and npm)")
+	flag.IntVar(&o.runs, "runs", 1, "repeat every measurement this many times; each figure is then the median, with the range in its note")
 	flag.StringVar(&o.render, "render", "", "measure nothing: render this results file again into -doc and -png")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -53,7 +55,7 @@ func main() {
 type options struct {
 	quick, noInstall, noSocketIO bool
 	out, doc, png, render        string
-	density                      int
+	density, runs                int
 }
 
 func run(ctx context.Context, o options) error {
@@ -82,14 +84,19 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	started := time.Now()
-	res := &report.Results{
-		Started: started, Command: commandLine(), Machine: machine(), Quick: o.quick,
+	var runs []*report.Results
+	for i := range max(o.runs, 1) {
+		if o.runs > 1 {
+			fmt.Fprintf(os.Stderr, "bench/all: run %d of %d\n", i+1, o.runs)
+		}
+		res := &report.Results{Started: time.Now(), Command: commandLine(), Machine: machine(), Quick: o.quick}
+		h := &harness{root: root, bin: bin, p: plan(o), res: res, log: os.Stderr}
+		if err := h.measureAll(ctx); err != nil {
+			return err
+		}
+		runs = append(runs, res)
 	}
-	p := plan(o)
-	h := &harness{root: root, bin: bin, p: p, res: res, log: os.Stderr}
-	if err := h.measureAll(ctx); err != nil {
-		return err
-	}
+	res := report.Merge(runs)
 	res.Duration = time.Since(started).Round(time.Second).String()
 	if err := res.WriteTable(os.Stdout); err != nil {
 		return err

@@ -20,8 +20,8 @@ const (
 // when png is not empty.
 func (res *Results) WriteMarkdown(w io.Writer, png string) error {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "Latest harness run: `%s`, %s UTC, %s, took %s%s.\n\n",
-		res.Command, res.Started.UTC().Format("2006-01-02 15:04"), res.Machine, res.Duration, quickNote(res.Quick))
+	fmt.Fprintf(&b, "Latest harness run: `%s`, %s UTC, %s, took %s%s%s.\n\n",
+		res.Command, res.Started.UTC().Format("2006-01-02 15:04"), res.Machine, res.Duration, quickNote(res.Quick), runsNote(res.Runs))
 	if png != "" {
 		fmt.Fprintf(&b, "![benchmark chart](%s)\n\n", png)
 	}
@@ -57,6 +57,13 @@ func (res *Results) WriteMarkdown(w io.Writer, png string) error {
 func quickNote(q bool) string {
 	if q {
 		return " (-quick: few samples, figures are rough)"
+	}
+	return ""
+}
+
+func runsNote(n int) string {
+	if n > 1 {
+		return fmt.Sprintf("; each figure is the median of %d runs, the range is in its note", n)
 	}
 	return ""
 }

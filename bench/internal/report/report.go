@@ -21,6 +21,7 @@ type Results struct {
 	Command  string    `json:"command"` // the command line that produced it
 	Machine  string    `json:"machine"` // cores, memory, kernel
 	Quick    bool      `json:"quick"`
+	Runs     int       `json:"runs,omitempty"` // repeats merged into each row (median, range in the note)
 	Rows     []Row     `json:"rows"`
 	Skipped  []string  `json:"skipped,omitempty"` // measurements left out, and why
 }

@@ -151,3 +151,29 @@ func TestASCII(t *testing.T) {
 		t.Errorf("ascii = %q", got)
 	}
 }
+
+func TestMerge(t *testing.T) {
+	a, b, c := sample(), sample(), sample()
+	b.Rows[1].P50, c.Rows[1].P50 = 50, 70 // cold: 64.9, 50, 70
+	b.Rows[3].Value, c.Rows[3].Value = 3500, 2000
+	c.Rows = c.Rows[:4] // the last row is missing in one run
+	m := Merge([]*Results{a, b, c})
+	if m.Runs != 3 || len(m.Rows) != len(a.Rows) {
+		t.Fatalf("merged %d runs into %d rows", m.Runs, len(m.Rows))
+	}
+	if got := m.Rows[1]; got.P50 != 64.9 || !strings.HasPrefix(got.Note, "3 runs: p50 50–70 ms") {
+		t.Errorf("cold row: p50 %v, note %q", got.P50, got.Note)
+	}
+	if got := m.Rows[3]; got.Value != 2987 || got.Note != "3 runs: 2,000–3,500 runCode/s" {
+		t.Errorf("throughput row: %v, note %q", got.Value, got.Note)
+	}
+	if got := m.Rows[4]; !strings.HasPrefix(got.Note, "2 runs:") {
+		t.Errorf("row of two runs: note %q", got.Note)
+	}
+	if got := m.Rows[2].Note; got != "3 runs: p50 22–22 ms; first run: sdbx 4× faster" {
+		t.Errorf("note of the first run kept: %q", got)
+	}
+	if one := Merge([]*Results{a}); one != a {
+		t.Error("one run is not returned as it is")
+	}
+}
