@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sdbx/sdbx/internal/agent/kernel"
 	"github.com/sdbx/sdbx/internal/api"
 	"github.com/sdbx/sdbx/internal/auth"
 	"github.com/sdbx/sdbx/internal/config"
@@ -125,6 +126,12 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 	if err := warmPoolTemplates(ctx, catalog, cfg.Pool, log); err != nil {
 		return err
 	}
+	// Python contexts start faster from bytecode compiled once here: the
+	// built-in templates run the host's interpreter.
+	pyc, err := kernel.CompilePythonDriver(ctx, "/usr/bin/python3")
+	if err != nil {
+		log.Info("python driver not precompiled; agents compile it at each start", "err", err)
+	}
 	svc := sandbox.New(sandbox.Config{
 		DefaultExpiry: cfg.DefaultExpiry,
 		Resources:     runtime.Resources{CPU: cfg.CPU, MemoryMB: cfg.MemoryMB, PIDs: cfg.PIDs, DiskMB: cfg.DiskMB},
@@ -136,6 +143,7 @@ func serve(ctx context.Context, cfg config.Server, log *slog.Logger) error {
 			// The admin key is the operator's: caps are for the keys it hands out.
 			Exempt: []string{auth.DefaultTenant},
 		},
+		PythonBytecode: pyc,
 	}, st, driver, catalog, log)
 
 	keys := auth.NewKeys(st)

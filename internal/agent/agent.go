@@ -344,20 +344,28 @@ func errorEvent(err error) agentproto.Event {
 }
 
 // eventWriter writes events as JSON lines through a buffer; flush sends the
-// buffer to the connection.
+// buffer to the connection. The buffer is allocated on the first write,
+// so a writer that is never used costs nothing.
 type eventWriter struct {
+	dst io.Writer
 	bw  *bufio.Writer
 	buf []byte
 }
 
-func newEventWriter(w io.Writer) *eventWriter {
-	return &eventWriter{bw: bufio.NewWriterSize(w, 16*1024)}
+func newEventWriter(w io.Writer) *eventWriter { return &eventWriter{dst: w} }
+
+// buffered returns the writer's buffer, allocating it on first use.
+func (w *eventWriter) buffered() *bufio.Writer {
+	if w.bw == nil {
+		w.bw = bufio.NewWriterSize(w.dst, 16*1024)
+	}
+	return w.bw
 }
 
 // write buffers ev, and flushes when flush is set.
 func (w *eventWriter) write(ev agentproto.Event, flush bool) error {
 	w.buf = appendEvent(w.buf[:0], ev)
-	if _, err := w.bw.Write(w.buf); err != nil {
+	if _, err := w.buffered().Write(w.buf); err != nil {
 		return err
 	}
 	if flush {

@@ -106,7 +106,7 @@ func writeContextEvent(w *eventWriter, ev agentproto.Event, flush bool) error {
 		buf.Reset()
 		_ = enc.Encode(errorEvent(fmt.Errorf("agent: cannot encode %s event: %v: %w", ev.Type, err, errdefs.ErrInternal)))
 	}
-	if _, err := w.bw.Write(buf.Bytes()); err != nil {
+	if _, err := w.buffered().Write(buf.Bytes()); err != nil {
 		return err
 	}
 	if flush {

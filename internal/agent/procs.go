@@ -543,7 +543,7 @@ func writeProcEvent(w *eventWriter, ev agentproto.Event, flush bool) error {
 	if err != nil {
 		line, _ = json.Marshal(errorEvent(fmt.Errorf("agent: cannot encode %s event: %v: %w", ev.Type, err, errdefs.ErrInternal)))
 	}
-	if _, err := w.bw.Write(append(line, '\n')); err != nil {
+	if _, err := w.buffered().Write(append(line, '\n')); err != nil {
 		return err
 	}
 	if flush {

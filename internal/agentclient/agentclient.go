@@ -21,6 +21,12 @@ import (
 // agentproto.MaxLine bytes may grow sixfold when JSON escapes it.
 const maxEventLine = 6*agentproto.MaxLine + 4096
 
+// eventBuffer is the read buffer of a request's connection. Most answers
+// are a few short lines; readLine joins longer ones. (A buffer per request
+// is allocated on the hot path: 64 KiB of it was most of the server's
+// allocations under load.)
+const eventBuffer = 4096
+
 // Dialer opens a new connection to one agent (for example a runtime
 // driver's Dial bound to a sandbox id).
 type Dialer func(ctx context.Context) (net.Conn, error)
@@ -104,7 +110,7 @@ func (c *Client) do(ctx context.Context, req agentproto.Request, onEvent func(ag
 		return agentproto.Event{}, broken(ctx, "send request", err)
 	}
 
-	br := bufio.NewReaderSize(conn, 64*1024)
+	br := bufio.NewReaderSize(conn, eventBuffer)
 	var buf []byte
 	for {
 		buf, err = readLine(br, buf[:0], maxEventLine)

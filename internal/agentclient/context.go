@@ -134,7 +134,7 @@ func (c *Client) exchange(ctx context.Context, req agentproto.Request, final, st
 	if _, err := conn.Write(append(line, '\n')); err != nil {
 		return fail(broken(ctx, "send request", err))
 	}
-	br := bufio.NewReaderSize(conn, 64*1024)
+	br := bufio.NewReaderSize(conn, eventBuffer)
 	var buf []byte
 	for {
 		buf, err = readLine(br, buf[:0], maxContextLine)

@@ -249,14 +249,25 @@ func (s *Service) createContext(ctx context.Context, sb Sandbox, tmpl template.T
 		CreatedAt: time.Now().UTC(), Default: isDefault,
 	}
 	client := agentclient.New(s.dialer(sb.ID))
-	if err := s.startAgentContext(ctx, client, sb, tmpl, cc); err != nil {
-		return CodeContext{}, err
-	}
-	if err := s.store.CreateContext(context.WithoutCancel(ctx), cc); err != nil {
+	// The record is written while the interpreter starts; a record whose
+	// interpreter is missing is started again from it on its next run.
+	recorded := make(chan error, 1)
+	go func() { recorded <- s.store.CreateContext(context.WithoutCancel(ctx), cc) }()
+	serr := s.startAgentContext(ctx, client, sb, tmpl, cc)
+	rerr := <-recorded
+	switch {
+	case serr != nil:
+		if rerr == nil {
+			if err := s.store.DeleteContext(context.WithoutCancel(ctx), cc.ID); err != nil {
+				s.log.Error("remove record of a context that did not start", "sandbox_id", sb.ID, "context_id", cc.ID, "err", err)
+			}
+		}
+		return CodeContext{}, serr
+	case rerr != nil:
 		if _, derr := client.DeleteContext(context.WithoutCancel(ctx), cc.ID); derr != nil {
 			s.log.Error("remove unrecorded context", "sandbox_id", sb.ID, "context_id", cc.ID, "err", derr)
 		}
-		return CodeContext{}, err
+		return CodeContext{}, rerr
 	}
 	s.log.Debug("context created", "sandbox_id", sb.ID, "context_id", cc.ID, "language", cc.Language)
 	return cc, nil
@@ -265,9 +276,11 @@ func (s *Service) createContext(ctx context.Context, sb Sandbox, tmpl template.T
 // startAgentContext starts the interpreter of a context record in the
 // sandbox's agent.
 func (s *Service) startAgentContext(ctx context.Context, client *agentclient.Client, sb Sandbox, tmpl template.Template, cc CodeContext) error {
-	_, err := client.CreateContext(ctx, agentproto.ContextCreateRequest{
-		ID: cc.ID, Language: cc.Language, Cwd: cc.Cwd, Env: envFor(sb, tmpl, cc.EnvVars),
-	})
+	req := agentproto.ContextCreateRequest{ID: cc.ID, Language: cc.Language, Cwd: cc.Cwd, Env: envFor(sb, tmpl, cc.EnvVars)}
+	if cc.Language == LanguagePython {
+		req.Bytecode = s.cfg.PythonBytecode
+	}
+	_, err := client.CreateContext(ctx, req)
 	if err != nil {
 		return fmt.Errorf("start %s context: %w", cc.Language, err)
 	}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sdbx/sdbx/internal/agentclient"
+	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 	"github.com/sdbx/sdbx/internal/runtime"
 	"github.com/sdbx/sdbx/internal/template"
@@ -58,6 +59,11 @@ type Config struct {
 	Network runtime.Network
 	// Caps are the per-tenant caps on sandboxes and executions.
 	Caps Caps
+	// PythonBytecode is the Python context driver compiled by the host's
+	// interpreter, sent with every Python context start (agents whose
+	// interpreter has another cache tag compile the source); nil: agents
+	// always compile it.
+	PythonBytecode *agentproto.Bytecode
 }
 
 // Service is the sandbox domain service. All methods take the caller's

@@ -1,9 +1,11 @@
-// Package server starts a throwaway sdbx server for the benchmarks: it
-// builds ./cmd/sdbx (run from the repository root) and serves it on a free
-// 127.0.0.1 port with a temporary data directory.
+// Package server starts throwaway sdbx servers for the benchmarks: Build
+// compiles the module's ./cmd/sdbx once, Run serves it on a free
+// 127.0.0.1 port with a temporary data directory, and Stop removes
+// everything the server was given.
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -12,56 +14,131 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
 
-// Start builds sdbx and runs it on a free loopback port with the given
-// extra `sdbx serve` flags.
-func Start(extra ...string) (stop func(), url, key string, err error) {
-	dir, err := os.MkdirTemp("", "sdbx-bench-")
+// ModuleRoot returns the root directory of the enclosing Go module (the
+// repository), found from the working directory.
+func ModuleRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	mod := strings.TrimSpace(string(out))
+	if err != nil || mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("find the sdbx module (run inside the repository): %v", err)
+	}
+	return filepath.Dir(mod), nil
+}
+
+// Build compiles the sdbx binary of the enclosing module into dir and
+// returns its path. It works from any directory inside the module.
+func Build(ctx context.Context, dir string) (string, error) {
+	root, err := ModuleRoot(ctx)
 	if err != nil {
-		return nil, "", "", err
+		return "", err
 	}
 	bin := filepath.Join(dir, "sdbx")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/sdbx")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/sdbx")
+	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
-		return nil, "", "", fmt.Errorf("build sdbx (run from the repository root): %w", err)
+		return "", fmt.Errorf("build sdbx: %w", err)
+	}
+	return bin, nil
+}
+
+// Server is one running `sdbx serve`.
+type Server struct {
+	URL string // http://127.0.0.1:port
+	Key string // its admin API key
+	cmd *exec.Cmd
+	dir string
+}
+
+// Pid is the server's process id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// Run starts bin as a server on a free loopback port with a new data
+// directory and the given extra `sdbx serve` flags, and waits until it is
+// healthy. Stop it with Stop.
+func Run(ctx context.Context, bin string, extra ...string) (*Server, error) {
+	dir, err := os.MkdirTemp("", "sdbx-bench-")
+	if err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, "", "", err
+		os.RemoveAll(dir)
+		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
 	var b [16]byte
 	rand.Read(b[:])
-	key = hex.EncodeToString(b[:])
+	s := &Server{URL: "http://" + addr, Key: hex.EncodeToString(b[:]), dir: dir}
 	args := append([]string{"serve", "--addr", addr, "--data-dir", filepath.Join(dir, "data"), "--log-level", "warn"}, extra...)
-	srv := exec.Command(bin, args...)
-	srv.Env = append(os.Environ(), "SDBX_API_KEY="+key)
-	srv.Stderr = os.Stderr
-	if err := srv.Start(); err != nil {
-		return nil, "", "", err
-	}
-	url = "http://" + addr
-	stop = func() {
-		srv.Process.Signal(syscall.SIGTERM)
-		srv.Wait()
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Env = append(os.Environ(), "SDBX_API_KEY="+s.Key)
+	s.cmd.Stderr = os.Stderr
+	// Its own process group: a terminal's Ctrl-C reaches the harness,
+	// which deletes its sandboxes before it stops the server (sandboxes
+	// outlive a server).
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
+		return nil, err
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url + "/v1/health"); err == nil {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if resp, err := http.Get(s.URL + "/v1/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return stop, url, key, nil
+				return s, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	stop()
-	return nil, "", "", fmt.Errorf("server did not become healthy at %s", url)
+	s.Stop()
+	return nil, fmt.Errorf("server did not become healthy at %s", s.URL)
+}
+
+// Stop ends the server (SIGTERM, then SIGKILL after 30 s) and removes
+// its data directory. Sandboxes outlive a stopped server: delete them
+// before.
+func (s *Server) Stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		s.cmd.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(s.dir)
+}
+
+// Start builds sdbx and runs it with the given extra `sdbx serve` flags:
+// Build and Run in one step, for the stand-alone bench commands.
+func Start(extra ...string) (stop func(), url, key string, err error) {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "sdbx-bench-bin-")
+	if err != nil {
+		return nil, "", "", err
+	}
+	bin, err := Build(ctx, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", "", err
+	}
+	s, err := Run(ctx, bin, extra...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, "", "", err
+	}
+	return func() { s.Stop(); os.RemoveAll(dir) }, s.URL, s.Key, nil
 }

@@ -55,7 +55,9 @@ func BenchmarkJavaScriptRoundTrip(b *testing.B) {
 	reportP50(b, durations, "ms-p50")
 }
 
-func benchmarkStart(b *testing.B, lang string) {
+func benchmarkStart(b *testing.B, lang string) { benchmarkStartWith(b, lang, nil) }
+
+func benchmarkStartWith(b *testing.B, lang string, bc *agentproto.Bytecode) {
 	needLanguage(b, lang)
 	m := newTestManager(b)
 	ctx := context.Background()
@@ -63,7 +65,7 @@ func benchmarkStart(b *testing.B, lang string) {
 	for b.Loop() {
 		id := "bench-" + randomHex(4)
 		start := time.Now()
-		if _, err := m.Create(ctx, agentproto.ContextCreateRequest{ID: id, Language: lang, Env: testEnv()}); err != nil {
+		if _, err := m.Create(ctx, agentproto.ContextCreateRequest{ID: id, Language: lang, Env: testEnv(), Bytecode: bc}); err != nil {
 			b.Fatal(err)
 		}
 		durations = append(durations, time.Since(start))

@@ -84,6 +84,8 @@ type kctx struct {
 	info agentproto.ContextInfo // ID, Language, Cwd, CreatedAt
 	env  map[string]string
 	tag  string // value of tagVar in its processes
+	// bytecode is the precompiled driver of the create request, if any.
+	bytecode *agentproto.Bytecode
 
 	turn fifo          // held by the run (or start) in progress
 	gone chan struct{} // closed by close
@@ -167,7 +169,7 @@ func (c *kctx) startDriver(ctx context.Context) (*driver, error) {
 		return nil, err
 	}
 	startedAt := time.Now()
-	d, err := spawnDriver(c.m.sp, c.m.log, c.lang, exe, c.info.Cwd, c.env, c.tag, c.m.drain)
+	d, err := spawnDriver(c.m.sp, c.m.log, c.lang, c.lang.scriptPayload(c.bytecode), exe, c.info.Cwd, c.env, c.tag, c.m.drain)
 	if err != nil {
 		return nil, err
 	}

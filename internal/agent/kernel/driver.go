@@ -104,7 +104,7 @@ type execution struct {
 }
 
 func newExecution(id string, sink Sink) *execution {
-	return &execution{id: id, sink: sink, msgs: make(chan driverMsg, 64), finished: make(chan struct{})}
+	return &execution{id: id, sink: sink, msgs: make(chan driverMsg, 8), finished: make(chan struct{})}
 }
 
 // emit passes ev to the sink unless the execution has finished.
@@ -172,7 +172,7 @@ func randomHex(n int) string {
 
 // spawnDriver starts the driver of lang with interpreter exe in dir with
 // environment env. It does not wait for the driver to be ready.
-func spawnDriver(sp Spawner, log *slog.Logger, lang *language, exe, dir string, env map[string]string, tag string, drain time.Duration) (*driver, error) {
+func spawnDriver(sp Spawner, log *slog.Logger, lang *language, script, exe, dir string, env map[string]string, tag string, drain time.Duration) (*driver, error) {
 	d := &driver{
 		log:      log,
 		lang:     lang,
@@ -239,12 +239,12 @@ func spawnDriver(sp Spawner, log *slog.Logger, lang *language, exe, dir string, 
 	}
 	// The script must fit in the pipe: it is written before the driver
 	// runs to read it.
-	if len(lang.script) >= 60*1024 {
-		if _, err := unix.FcntlInt(scriptW.Fd(), unix.F_SETPIPE_SZ, len(lang.script)+4096); err != nil {
+	if len(script) >= 60*1024 {
+		if _, err := unix.FcntlInt(scriptW.Fd(), unix.F_SETPIPE_SZ, len(script)+4096); err != nil {
 			return fail(fmt.Errorf("grow script pipe: %v: %w", err, errdefs.ErrInternal))
 		}
 	}
-	if _, err := io.WriteString(scriptW, lang.script); err != nil {
+	if _, err := io.WriteString(scriptW, script); err != nil {
 		return fail(fmt.Errorf("write driver script: %v: %w", err, errdefs.ErrInternal))
 	}
 	scriptW.Close()

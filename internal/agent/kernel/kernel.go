@@ -5,7 +5,8 @@
 // Each context has one driver process: python3 or node running a small
 // driver script (python/driver.py, node/driver.js, embedded in the agent
 // and handed to the interpreter through a pipe, so nothing is written to
-// the sandbox's file system). The agent talks to it over dedicated pipes:
+// the sandbox's file system; a Python driver may come precompiled by the
+// server, see CompilePythonDriver). The agent talks to it over dedicated pipes:
 // requests as JSON lines on fd 3, messages (ready, result, error, done) as
 // JSON lines on fd 4. The driver's fd 1 and fd 2 are pipes of their own
 // that the agent reads as stdout and stderr lines, so output of
@@ -205,7 +206,9 @@ func (m *Manager) Create(ctx context.Context, req agentproto.ContextCreateReques
 		info: agentproto.ContextInfo{ID: req.ID, Language: lang.name, Cwd: filepath.Clean(cwd), CreatedAt: time.Now().UnixMilli()},
 		env:  req.Env,
 		tag:  randomHex(8),
-		gone: make(chan struct{}),
+		// Kept for restarts of the interpreter.
+		bytecode: req.Bytecode,
+		gone:     make(chan struct{}),
 	}
 	m.mu.Lock()
 	switch {

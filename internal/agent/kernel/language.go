@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/sdbx/sdbx/internal/agentproto"
@@ -26,7 +27,9 @@ var nodeDriver string
 const scriptFD = 7
 
 // pythonBootstrap reads the driver from scriptFD and runs it as module
-// _sdbx_driver (its frames are named <sdbx-driver> in tracebacks).
+// _sdbx_driver (its frames are named <sdbx-driver> in tracebacks). The
+// script may start with precompiled bytecode (see scriptPayload), used
+// when it was made for this interpreter's cache tag and is a code object.
 const pythonBootstrap = "import os,sys\n" +
 	"b=[]\n" +
 	"while 1:\n" +
@@ -34,9 +37,46 @@ const pythonBootstrap = "import os,sys\n" +
 	" if not c:break\n" +
 	" b.append(c)\n" +
 	"os.close(7)\n" +
+	"s=b''.join(b)\n" +
+	"k=None\n" +
+	"if s[:1]==b'\\0':\n" +
+	" h,_,s=s[1:].partition(b'\\n')\n" +
+	" t,n=h.split(b' ')\n" +
+	" n=int(n)\n" +
+	" if t.decode()==sys.implementation.cache_tag:\n" +
+	"  import marshal\n" +
+	"  try:k=marshal.loads(s[:n])\n" +
+	"  except Exception:pass\n" +
+	"  if type(k).__name__!='code':k=None\n" +
+	" s=s[n:]\n" +
 	"m=type(sys)('_sdbx_driver')\n" +
 	"sys.modules[m.__name__]=m\n" +
-	"exec(compile(b''.join(b),'<sdbx-driver>','exec'),m.__dict__)\n"
+	"exec(k or compile(s,'<sdbx-driver>','exec'),m.__dict__)\n"
+
+// scriptPayload is what the agent writes to scriptFD: the driver's
+// source, preceded for Python by "\0TAG N\n" and N bytes of marshalled
+// code when bc is set (the bootstrap falls back to the source when the
+// tag is not its interpreter's).
+func (l *language) scriptPayload(bc *agentproto.Bytecode) string {
+	if l.name != agentproto.LanguagePython || bc == nil || len(bc.Code) == 0 || !validCacheTag(bc.CacheTag) {
+		return l.script
+	}
+	return "\x00" + bc.CacheTag + " " + strconv.Itoa(len(bc.Code)) + "\n" + string(bc.Code) + l.script
+}
+
+// validCacheTag accepts tags like "cpython-311": short, printable, no
+// space or newline (they delimit the header).
+func validCacheTag(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for _, r := range t {
+		if r <= ' ' || r > '~' {
+			return false
+		}
+	}
+	return true
+}
 
 // nodeBootstrap reads the driver from scriptFD and calls it as a function
 // of require. -e code runs as a global script: its names stay inside a

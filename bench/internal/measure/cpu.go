@@ -1,0 +1,125 @@
+package measure
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// CPU is the CPU time (user + system) spent during a measurement, by who
+// spent it: this process (the load generator), the server process and
+// the processes inside the sandboxes (agents and interpreters). Fields the
+// host could not report are zero.
+type CPU struct {
+	Client, Server, Sandboxes time.Duration
+}
+
+// cpuSnapshot reads the CPU counters behind CPU.
+func cpuSnapshot(serverPid int, sandboxIDs []string) CPU {
+	return CPU{Client: selfCPU(), Server: processCPU(serverPid), Sandboxes: sandboxCPU(sandboxIDs)}
+}
+
+// Sub returns the CPU spent between before and c.
+func (c CPU) Sub(before CPU) CPU {
+	return CPU{Client: c.Client - before.Client, Server: c.Server - before.Server, Sandboxes: c.Sandboxes - before.Sandboxes}
+}
+
+// Per divides every field by n.
+func (c CPU) Per(n int) CPU {
+	if n == 0 {
+		return CPU{}
+	}
+	d := time.Duration(n)
+	return CPU{Client: c.Client / d, Server: c.Server / d, Sandboxes: c.Sandboxes / d}
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// clockTick is the unit of /proc/<pid>/stat times (USER_HZ, 100 on
+// Linux).
+const clockTick = 10 * time.Millisecond
+
+// processCPU reads utime + stime of pid from /proc (0 when pid is 0 or
+// gone).
+func processCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(u+s) * clockTick
+}
+
+// sandboxCPU sums the CPU usage of the sandboxes' cgroups: cpuacct.usage
+// (ns) on cgroup v1, usage_usec of cpu.stat on v2.
+func sandboxCPU(ids []string) time.Duration {
+	var total time.Duration
+	for _, id := range ids {
+		if m, _ := filepath.Glob("/sys/fs/cgroup/cpuacct/sdbx-*/" + id + "/cpuacct.usage"); len(m) > 0 {
+			for _, f := range m {
+				if b, err := os.ReadFile(f); err == nil {
+					ns, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+					total += time.Duration(ns)
+				}
+			}
+			continue
+		}
+		m, _ := filepath.Glob("/sys/fs/cgroup/sdbx-*/" + id + "/cpu.stat")
+		for _, f := range m {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+					us, _ := strconv.ParseInt(v, 10, 64)
+					total += time.Duration(us) * time.Microsecond
+				}
+			}
+		}
+	}
+	return total
+}
+
+// ServerPid finds the pid of the `sdbx serve` listening on url's address
+// by its command line (0 if none is found), for a server this process
+// did not start.
+func ServerPid(url string) int {
+	addr := strings.TrimPrefix(strings.TrimPrefix(url, "http://"), "https://")
+	files, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte("serve\x00")) && bytes.Contains(b, []byte("\x00"+addr+"\x00")) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+			return pid
+		}
+	}
+	return 0
+}
