@@ -29,12 +29,7 @@ const downloadFirstChunk = 32 << 10
 // content as the body.
 func (h *Handler) writeFile(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
-	q, err := fileQuery(r.URL, "path", "createParents")
-	if err != nil {
-		h.writeError(w, r, id, err)
-		return
-	}
-	createParents, err := boolParam(q, "createParents")
+	path, createParents, err := pathAndFlag(r.URL, "createParents")
 	if err != nil {
 		h.writeError(w, r, id, err)
 		return
@@ -50,7 +45,7 @@ func (h *Handler) writeFile(w http.ResponseWriter, r *http.Request, p auth.Princ
 	_ = rc.SetWriteDeadline(time.Time{})
 
 	body := &uploadBody{r: http.MaxBytesReader(w, r.Body, limit)}
-	entry, err := h.svc.WriteFile(r.Context(), p.Tenant, id, q.Get("path"), body,
+	entry, err := h.svc.WriteFile(r.Context(), p.Tenant, id, path, body,
 		sandbox.WriteFileOptions{CreateParents: createParents})
 	if err != nil {
 		if bodyErr := body.failure(limit); bodyErr != nil {
@@ -171,17 +166,12 @@ func (h *Handler) readFile(w http.ResponseWriter, r *http.Request, p auth.Princi
 
 func (h *Handler) deleteFile(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
-	q, err := fileQuery(r.URL, "path", "recursive")
+	path, recursive, err := pathAndFlag(r.URL, "recursive")
 	if err != nil {
 		h.writeError(w, r, id, err)
 		return
 	}
-	recursive, err := boolParam(q, "recursive")
-	if err != nil {
-		h.writeError(w, r, id, err)
-		return
-	}
-	if err := h.svc.DeleteFile(r.Context(), p.Tenant, id, q.Get("path"), recursive); err != nil {
+	if err := h.svc.DeleteFile(r.Context(), p.Tenant, id, path, recursive); err != nil {
 		h.writeError(w, r, id, err)
 		return
 	}
@@ -237,6 +227,17 @@ func queryParams(u *url.URL, allowed ...string) (url.Values, error) {
 		}
 	}
 	return q, nil
+}
+
+// pathAndFlag reads the query of a file route that takes the path
+// (required) and the true/false parameter flag, and nothing else.
+func pathAndFlag(u *url.URL, flag string) (path string, on bool, err error) {
+	q, err := fileQuery(u, "path", flag)
+	if err != nil {
+		return "", false, err
+	}
+	on, err = boolParam(q, flag)
+	return q.Get("path"), on, err
 }
 
 // boolParam reads a true/false query parameter; absent or empty is false.

@@ -150,7 +150,7 @@ func (h *Handler) ptySocket(w http.ResponseWriter, r *http.Request, p auth.Princ
 		sess, err = svc.CreatePTY(r.Context(), p.Tenant, id, req)
 		created = err == nil
 	} else if err == nil {
-		sess, err = findPTY(r.Context(), svc, p.Tenant, id, ptyID)
+		sess, err = ptyStreams(svc).find(r.Context(), p.Tenant, id, ptyID)
 	}
 	if err != nil {
 		h.writeError(w, r, id, err)
@@ -168,20 +168,6 @@ func (h *Handler) ptySocket(w http.ResponseWriter, r *http.Request, p auth.Princ
 	conn.SetReadLimit(wsMaxMessage)
 	t := &ptyWS{h: h, svc: svc, tenant: p.Tenant, sandboxID: id, ptyID: sess.ID, conn: conn}
 	t.serve(sess, offset)
-}
-
-// findPTY returns terminal session ptyID of the sandbox.
-func findPTY(ctx context.Context, svc PTYService, tenant, sandboxID, ptyID string) (sandbox.Process, error) {
-	list, err := svc.ListPTYs(ctx, tenant, sandboxID)
-	if err != nil {
-		return sandbox.Process{}, err
-	}
-	for _, s := range list {
-		if s.ID == ptyID {
-			return s, nil
-		}
-	}
-	return sandbox.Process{}, fmt.Errorf("terminal session %q not found in sandbox %s: %w", ptyID, sandboxID, errdefs.ErrNotFound)
 }
 
 // ptyWS is one terminal WebSocket.

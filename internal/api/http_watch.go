@@ -52,17 +52,12 @@ func (h *Handler) startWatch(ctx context.Context, tenant, id, path string, recur
 // deleted).
 func (h *Handler) watchDir(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id := r.PathValue("id")
-	q, err := fileQuery(r.URL, "path", "recursive")
+	path, recursive, err := pathAndFlag(r.URL, "recursive")
 	if err != nil {
 		h.writeError(w, r, id, err)
 		return
 	}
-	recursive, err := boolParam(q, "recursive")
-	if err != nil {
-		h.writeError(w, r, id, err)
-		return
-	}
-	watch, err := h.startWatch(r.Context(), p.Tenant, id, q.Get("path"), recursive)
+	watch, err := h.startWatch(r.Context(), p.Tenant, id, path, recursive)
 	if err != nil {
 		h.writeError(w, r, id, err)
 		return

@@ -48,6 +48,20 @@ type ptyEventPayload struct {
 
 func (p *ptyEventPayload) sandbox() string { return p.SandboxID }
 
+// streamPayload is the payload of a process:* or pty:* event.
+type streamPayload interface {
+	sandboxPayload
+	// target returns the id of the process (or session) the payload
+	// names and the field that names it.
+	target() (id, field string)
+	from() int64 // the offset to read from
+}
+
+func (p *procEventPayload) target() (string, string) { return p.ProcessID, "processId" }
+func (p *ptyEventPayload) target() (string, string)  { return p.PtyID, "ptyId" }
+func (p *procEventPayload) from() int64              { return p.Offset }
+func (p *ptyEventPayload) from() int64               { return p.Offset }
+
 // outputEvent is a pushed process:output or pty:output event.
 type outputEvent struct {
 	ProcessID string `json:"processId,omitempty"`
@@ -80,40 +94,65 @@ type readResult struct {
 	Process  sandbox.Process        `json:"process"`
 }
 
-func (c *call) decodeProc(p *procEventPayload, needID bool) error {
+// decodeStream decodes a process:* or pty:* payload into p; with needID
+// it must name its process (or session).
+func (c *call) decodeStream(p streamPayload, needID bool) error {
 	if err := c.decodeSandboxPayload(p); err != nil {
 		return err
 	}
-	if needID && p.ProcessID == "" {
-		return invalidf(`field "processId": required`)
+	if id, field := p.target(); needID && id == "" {
+		return invalidf(`field %q: required`, field)
 	}
-	if p.Offset < 0 {
-		return invalidf(`field "offset": must not be negative, got %d`, p.Offset)
+	if off := p.from(); off < 0 {
+		return invalidf(`field "offset": must not be negative, got %d`, off)
 	}
 	return nil
 }
 
-func (c *call) decodePTY(p *ptyEventPayload, needID bool) error {
-	if err := c.decodeSandboxPayload(p); err != nil {
-		return err
-	}
-	if needID && p.PtyID == "" {
-		return invalidf(`field "ptyId": required`)
-	}
-	if p.Offset < 0 {
-		return invalidf(`field "offset": must not be negative, got %d`, p.Offset)
-	}
-	return nil
+// streams holds what tells the process:* and pty:* events apart where
+// they otherwise work alike.
+type streams struct {
+	prefix string // of the event names: "process" or "pty"
+	what   string // names one in errors
+	list   func(ctx context.Context, tenant, sandboxID string) ([]sandbox.Process, error)
+	output func(ctx context.Context, tenant, sandboxID, id string, offset int64, follow bool, onChunk func(sandbox.ProcessChunk)) (sandbox.ProcessOutputEnd, error)
 }
 
-// findProcess returns process id of list, or not_found naming what.
-func findProcess(list []sandbox.Process, what, id, sandboxID string) (sandbox.Process, error) {
+// processStreams are the background processes' (process:*).
+func processStreams(svc Service) streams {
+	return streams{prefix: "process", what: "process", list: svc.ListProcesses, output: svc.ProcessOutput}
+}
+
+// ptyStreams are the terminal sessions' (pty:*).
+func ptyStreams(svc PTYService) streams {
+	return streams{prefix: "pty", what: "terminal session", list: svc.ListPTYs, output: svc.PTYOutput}
+}
+
+// followKey names the follower of process (or session) id, prefix being
+// that of its events.
+func followKey(prefix, id string) string { return prefix + ":" + id }
+
+// all lists the processes (or sessions) of the sandbox, never nil.
+func (s streams) all(ctx context.Context, tenant, sandboxID string) ([]sandbox.Process, error) {
+	list, err := s.list(ctx, tenant, sandboxID)
+	if list == nil {
+		list = []sandbox.Process{}
+	}
+	return list, err
+}
+
+// find returns process (or session) id of the sandbox, or not_found.
+func (s streams) find(ctx context.Context, tenant, sandboxID, id string) (sandbox.Process, error) {
+	list, err := s.list(ctx, tenant, sandboxID)
+	if err != nil {
+		return sandbox.Process{}, err
+	}
 	for _, p := range list {
 		if p.ID == id {
 			return p, nil
 		}
 	}
-	return sandbox.Process{}, fmt.Errorf("%s %q not found in sandbox %s: %w", what, id, sandboxID, errdefs.ErrNotFound)
+	return sandbox.Process{}, fmt.Errorf("%s %q not found in sandbox %s: %w", s.what, id, sandboxID, errdefs.ErrNotFound)
 }
 
 // follower pushes one process's (or session's) output to a socket.
@@ -168,15 +207,48 @@ func (sess *session) push(ctx context.Context, event string, payload any) {
 	_ = sess.sock.Emit(event, payload)
 }
 
-// pushOutput follows output with read (ProcessOutput or PTYOutput) and
+// attach serves process:attach and pty:attach: it acks with the process
+// (or session) p names and then pushes prefix+":output" events from the
+// offset, and prefix+":exit".
+func (sess *session) attach(ctx context.Context, s streams, p streamPayload) (any, error) {
+	tenant, sandboxID, offset := sess.principal.Tenant, p.sandbox(), p.from()
+	id, _ := p.target()
+	proc, err := s.find(ctx, tenant, sandboxID, id)
+	if err != nil {
+		return nil, err
+	}
+	err = sess.follow(followKey(s.prefix, id), func(fctx context.Context) {
+		sess.pushOutput(fctx, s, id, func(ctx context.Context, on func(sandbox.ProcessChunk)) (sandbox.ProcessOutputEnd, error) {
+			return s.output(ctx, tenant, sandboxID, id, offset, true, on)
+		})
+	})
+	return proc, err
+}
+
+// detach serves process:detach and pty:detach (prefix names which); it
+// needs no service, there is just a follower to stop.
+func (sess *session) detach(c *call, prefix string, p streamPayload) (any, error) {
+	if err := c.decodeStream(p, true); err != nil {
+		return nil, err
+	}
+	id, _ := p.target()
+	sess.unfollow(followKey(prefix, id))
+	return struct{}{}, nil
+}
+
+// pushOutput follows the output of process (or session) id with read and
 // pushes prefix+":output" events, then prefix+":exit" (or prefix+":error").
-func (sess *session) pushOutput(ctx context.Context, prefix string, ids exitEvent, read func(ctx context.Context, onChunk func(sandbox.ProcessChunk)) (sandbox.ProcessOutputEnd, error)) {
+func (sess *session) pushOutput(ctx context.Context, s streams, id string, read func(ctx context.Context, onChunk func(sandbox.ProcessChunk)) (sandbox.ProcessOutputEnd, error)) {
+	ids := exitEvent{ProcessID: id}
+	if s.prefix == "pty" {
+		ids = exitEvent{PtyID: id}
+	}
 	end, err := read(ctx, func(c sandbox.ProcessChunk) {
 		ev := outputEvent{ProcessID: ids.ProcessID, PtyID: ids.PtyID, Data: c.Data, Offset: c.Offset, End: c.Offset + int64(len(c.Data)), Lost: c.Lost}
-		if prefix == "process" {
+		if s.prefix == "process" {
 			ev.Stream = c.Stream
 		}
-		sess.push(ctx, prefix+":output", ev)
+		sess.push(ctx, s.prefix+":output", ev)
 	})
 	if ctx.Err() != nil {
 		return
@@ -184,19 +256,19 @@ func (sess *session) pushOutput(ctx context.Context, prefix string, ids exitEven
 	if err != nil {
 		we := toWireError(err)
 		ids.Error = &we
-		sess.push(ctx, prefix+":error", ids)
+		sess.push(ctx, s.prefix+":error", ids)
 		return
 	}
 	if end.Process.Running {
 		return
 	}
 	ids.ExitCode, ids.End, ids.Process = end.Process.ExitCode, end.End, &end.Process
-	sess.push(ctx, prefix+":exit", ids)
+	sess.push(ctx, s.prefix+":exit", ids)
 }
 
 func (sess *session) startProcess(ctx context.Context, c *call) (any, error) {
 	var p procEventPayload
-	if err := c.decodeProc(&p, false); err != nil {
+	if err := c.decodeStream(&p, false); err != nil {
 		return nil, err
 	}
 	return sess.h.svc.StartProcess(ctx, sess.principal.Tenant, p.SandboxID, commandBody{Command: p.Command, Args: p.Args, Envs: p.Envs, Cwd: p.Cwd}.request())
@@ -204,101 +276,82 @@ func (sess *session) startProcess(ctx context.Context, c *call) (any, error) {
 
 func (sess *session) listProcesses(ctx context.Context, c *call) (any, error) {
 	var p procEventPayload
-	if err := c.decodeProc(&p, false); err != nil {
+	if err := c.decodeStream(&p, false); err != nil {
 		return nil, err
 	}
-	list, err := sess.h.svc.ListProcesses(ctx, sess.principal.Tenant, p.SandboxID)
-	if list == nil {
-		list = []sandbox.Process{}
-	}
+	list, err := processStreams(sess.h.svc).all(ctx, sess.principal.Tenant, p.SandboxID)
 	return procListJSON{Processes: list}, err
+}
+
+// procCall decodes a process event naming a process and runs op.
+func (sess *session) procCall(c *call, op func(*procEventPayload) (any, error)) (any, error) {
+	var p procEventPayload
+	if err := c.decodeStream(&p, true); err != nil {
+		return nil, err
+	}
+	return op(&p)
 }
 
 // readProcess serves process:read: the buffered output from offset.
 func (sess *session) readProcess(ctx context.Context, c *call) (any, error) {
-	var p procEventPayload
-	if err := c.decodeProc(&p, true); err != nil {
-		return nil, err
-	}
-	res := readResult{Chunks: []sandbox.ProcessChunk{}}
-	end, err := sess.h.svc.ProcessOutput(ctx, sess.principal.Tenant, p.SandboxID, p.ProcessID, p.Offset, false, func(ch sandbox.ProcessChunk) {
-		res.Chunks = append(res.Chunks, ch)
-	})
-	if err != nil {
-		return nil, err
-	}
-	res.End, res.Lost, res.Process = end.End, end.Lost, end.Process
-	res.Exited, res.ExitCode = !end.Process.Running, end.Process.ExitCode
-	return res, nil
-}
-
-// attachProcess serves process:attach: it acks with the process and then
-// pushes process:output events from offset, and process:exit.
-func (sess *session) attachProcess(ctx context.Context, c *call) (any, error) {
-	var p procEventPayload
-	if err := c.decodeProc(&p, true); err != nil {
-		return nil, err
-	}
-	tenant := sess.principal.Tenant
-	list, err := sess.h.svc.ListProcesses(ctx, tenant, p.SandboxID)
-	if err != nil {
-		return nil, err
-	}
-	proc, err := findProcess(list, "process", p.ProcessID, p.SandboxID)
-	if err != nil {
-		return nil, err
-	}
-	err = sess.follow("process:"+p.ProcessID, func(fctx context.Context) {
-		sess.pushOutput(fctx, "process", exitEvent{ProcessID: p.ProcessID}, func(ctx context.Context, on func(sandbox.ProcessChunk)) (sandbox.ProcessOutputEnd, error) {
-			return sess.h.svc.ProcessOutput(ctx, tenant, p.SandboxID, p.ProcessID, p.Offset, true, on)
+	return sess.procCall(c, func(p *procEventPayload) (any, error) {
+		res := readResult{Chunks: []sandbox.ProcessChunk{}}
+		end, err := sess.h.svc.ProcessOutput(ctx, sess.principal.Tenant, p.SandboxID, p.ProcessID, p.Offset, false, func(ch sandbox.ProcessChunk) {
+			res.Chunks = append(res.Chunks, ch)
 		})
+		if err != nil {
+			return nil, err
+		}
+		res.End, res.Lost, res.Process = end.End, end.Lost, end.Process
+		res.Exited, res.ExitCode = !end.Process.Running, end.Process.ExitCode
+		return res, nil
 	})
-	return proc, err
 }
 
-func (sess *session) detachProcess(ctx context.Context, c *call) (any, error) {
-	var p procEventPayload
-	if err := c.decodeProc(&p, true); err != nil {
-		return nil, err
-	}
-	sess.unfollow("process:" + p.ProcessID)
-	return struct{}{}, nil
+func (sess *session) attachProcess(ctx context.Context, c *call) (any, error) {
+	return sess.procCall(c, func(p *procEventPayload) (any, error) {
+		return sess.attach(ctx, processStreams(sess.h.svc), p)
+	})
+}
+
+func (sess *session) detachProcess(_ context.Context, c *call) (any, error) {
+	return sess.detach(c, "process", &procEventPayload{})
 }
 
 func (sess *session) processStdin(ctx context.Context, c *call) (any, error) {
-	var p procEventPayload
-	if err := c.decodeProc(&p, true); err != nil {
-		return nil, err
-	}
-	data, err := decodeInput(p.Data, p.Encoding)
-	if err != nil {
-		return nil, err
-	}
-	return sess.h.svc.WriteStdin(ctx, sess.principal.Tenant, p.SandboxID, p.ProcessID, data, p.Close)
+	return sess.procCall(c, func(p *procEventPayload) (any, error) {
+		data, err := decodeInput(p.Data, p.Encoding)
+		if err != nil {
+			return nil, err
+		}
+		return sess.h.svc.WriteStdin(ctx, sess.principal.Tenant, p.SandboxID, p.ProcessID, data, p.Close)
+	})
 }
 
 func (sess *session) signalProcess(ctx context.Context, c *call) (any, error) {
-	var p procEventPayload
-	if err := c.decodeProc(&p, true); err != nil {
-		return nil, err
-	}
-	return sess.h.svc.SignalProcess(ctx, sess.principal.Tenant, p.SandboxID, p.ProcessID, p.Signal)
+	return sess.procCall(c, func(p *procEventPayload) (any, error) {
+		return sess.h.svc.SignalProcess(ctx, sess.principal.Tenant, p.SandboxID, p.ProcessID, p.Signal)
+	})
 }
 
 func (sess *session) killProcess(ctx context.Context, c *call) (any, error) {
-	var p procEventPayload
-	if err := c.decodeProc(&p, true); err != nil {
+	return sess.procCall(c, func(p *procEventPayload) (any, error) {
+		return sess.h.svc.KillProcess(ctx, sess.principal.Tenant, p.SandboxID, p.ProcessID)
+	})
+}
+
+// ptyService decodes a pty event into p (with needID naming a session)
+// and returns the terminal ability that serves it.
+func (sess *session) ptyService(c *call, p *ptyEventPayload, needID bool) (PTYService, error) {
+	if err := c.decodeStream(p, needID); err != nil {
 		return nil, err
 	}
-	return sess.h.svc.KillProcess(ctx, sess.principal.Tenant, p.SandboxID, p.ProcessID)
+	return sess.h.ptys()
 }
 
 func (sess *session) createPTY(ctx context.Context, c *call) (any, error) {
 	var p ptyEventPayload
-	if err := c.decodePTY(&p, false); err != nil {
-		return nil, err
-	}
-	svc, err := sess.h.ptys()
+	svc, err := sess.ptyService(c, &p, false)
 	if err != nil {
 		return nil, err
 	}
@@ -317,95 +370,63 @@ func (sess *session) createPTY(ctx context.Context, c *call) (any, error) {
 
 func (sess *session) listPTYs(ctx context.Context, c *call) (any, error) {
 	var p ptyEventPayload
-	if err := c.decodePTY(&p, false); err != nil {
-		return nil, err
-	}
-	svc, err := sess.h.ptys()
+	svc, err := sess.ptyService(c, &p, false)
 	if err != nil {
 		return nil, err
 	}
-	list, err := svc.ListPTYs(ctx, sess.principal.Tenant, p.SandboxID)
-	if list == nil {
-		list = []sandbox.Process{}
-	}
+	list, err := ptyStreams(svc).all(ctx, sess.principal.Tenant, p.SandboxID)
 	return struct {
 		PTYs []sandbox.Process `json:"ptys"`
 	}{list}, err
 }
 
-// attachPTY serves pty:attach: it acks with the session and then pushes
-// pty:output events from offset, and pty:exit.
-func (sess *session) attachPTY(ctx context.Context, c *call) (any, error) {
-	var p ptyEventPayload
-	if err := c.decodePTY(&p, true); err != nil {
-		return nil, err
-	}
-	svc, err := sess.h.ptys()
-	if err != nil {
-		return nil, err
-	}
-	tenant := sess.principal.Tenant
-	s, err := findPTY(ctx, svc, tenant, p.SandboxID, p.PtyID)
-	if err != nil {
-		return nil, err
-	}
-	err = sess.follow("pty:"+p.PtyID, func(fctx context.Context) {
-		sess.pushOutput(fctx, "pty", exitEvent{PtyID: p.PtyID}, func(ctx context.Context, on func(sandbox.ProcessChunk)) (sandbox.ProcessOutputEnd, error) {
-			return svc.PTYOutput(ctx, tenant, p.SandboxID, p.PtyID, p.Offset, true, on)
-		})
-	})
-	return s, err
-}
-
-func (sess *session) detachPTY(ctx context.Context, c *call) (any, error) {
-	var p ptyEventPayload
-	if err := c.decodePTY(&p, true); err != nil {
-		return nil, err
-	}
-	sess.unfollow("pty:" + p.PtyID)
-	return struct{}{}, nil
-}
-
 // ptyCall decodes a pty event naming a session and runs op.
-func (sess *session) ptyCall(ctx context.Context, c *call, op func(PTYService, *ptyEventPayload) (sandbox.Process, error)) (any, error) {
+func (sess *session) ptyCall(c *call, op func(PTYService, *ptyEventPayload) (any, error)) (any, error) {
 	var p ptyEventPayload
-	if err := c.decodePTY(&p, true); err != nil {
-		return nil, err
-	}
-	svc, err := sess.h.ptys()
+	svc, err := sess.ptyService(c, &p, true)
 	if err != nil {
 		return nil, err
 	}
 	return op(svc, &p)
 }
 
+func (sess *session) attachPTY(ctx context.Context, c *call) (any, error) {
+	return sess.ptyCall(c, func(svc PTYService, p *ptyEventPayload) (any, error) {
+		return sess.attach(ctx, ptyStreams(svc), p)
+	})
+}
+
+func (sess *session) detachPTY(_ context.Context, c *call) (any, error) {
+	return sess.detach(c, "pty", &ptyEventPayload{})
+}
+
 func (sess *session) ptyInput(ctx context.Context, c *call) (any, error) {
-	return sess.ptyCall(ctx, c, func(svc PTYService, p *ptyEventPayload) (sandbox.Process, error) {
+	return sess.ptyCall(c, func(svc PTYService, p *ptyEventPayload) (any, error) {
 		data, err := decodeInput(p.Data, p.Encoding)
 		if err != nil {
-			return sandbox.Process{}, err
+			return nil, err
 		}
 		return svc.PTYInput(ctx, sess.principal.Tenant, p.SandboxID, p.PtyID, data)
 	})
 }
 
 func (sess *session) resizePTY(ctx context.Context, c *call) (any, error) {
-	return sess.ptyCall(ctx, c, func(svc PTYService, p *ptyEventPayload) (sandbox.Process, error) {
+	return sess.ptyCall(c, func(svc PTYService, p *ptyEventPayload) (any, error) {
 		if p.Cols == nil || p.Rows == nil {
-			return sandbox.Process{}, invalidf(`fields "cols" and "rows": required`)
+			return nil, invalidf(`fields "cols" and "rows": required`)
 		}
 		return svc.ResizePTY(ctx, sess.principal.Tenant, p.SandboxID, p.PtyID, *p.Cols, *p.Rows)
 	})
 }
 
 func (sess *session) signalPTY(ctx context.Context, c *call) (any, error) {
-	return sess.ptyCall(ctx, c, func(svc PTYService, p *ptyEventPayload) (sandbox.Process, error) {
+	return sess.ptyCall(c, func(svc PTYService, p *ptyEventPayload) (any, error) {
 		return svc.SignalPTY(ctx, sess.principal.Tenant, p.SandboxID, p.PtyID, p.Signal)
 	})
 }
 
 func (sess *session) killPTY(ctx context.Context, c *call) (any, error) {
-	return sess.ptyCall(ctx, c, func(svc PTYService, p *ptyEventPayload) (sandbox.Process, error) {
+	return sess.ptyCall(c, func(svc PTYService, p *ptyEventPayload) (any, error) {
 		return svc.KillPTY(ctx, sess.principal.Tenant, p.SandboxID, p.PtyID)
 	})
 }
