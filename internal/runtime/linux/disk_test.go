@@ -17,32 +17,23 @@ import (
 // newDiskEnv is newTestEnv with a 1 GiB disk pool, unmounted at the end.
 func newDiskEnv(t testing.TB) *testEnv {
 	t.Helper()
-	runtimetest.RequireRoot(t)
-	data := t.TempDir()
-	cfg := Config{
-		StateDir:     filepath.Join(data, "sandboxes"),
-		Exe:          runtimetest.BuildBinary(t),
-		CgroupParent: runtimetest.NewID(t, "sdbx-test"),
-		Disk:         DiskPool{Image: filepath.Join(data, "sandboxes.img"), SizeMB: 1024},
-	}
-	d, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := d.DiskQuota(); err != nil {
-		t.Fatalf("DiskQuota: %v (is btrfs-progs installed?)", err)
-	}
-	t.Cleanup(func() {
-		removeAll(t, d)
-		if err := d.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if isBtrfsMount(cfg.StateDir) {
-			t.Errorf("the disk pool is still mounted after Close with no sandbox left")
-			unix.Unmount(cfg.StateDir, unix.MNT_DETACH)
+	e := newTestEnv(t, func(t testing.TB, data string, cfg *Config) func(*Driver) {
+		cfg.Disk = DiskPool{Image: filepath.Join(data, "sandboxes.img"), SizeMB: 1024}
+		stateDir := cfg.StateDir
+		return func(d *Driver) {
+			if err := d.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if isBtrfsMount(stateDir) {
+				t.Errorf("the disk pool is still mounted after Close with no sandbox left")
+				unix.Unmount(stateDir, unix.MNT_DETACH)
+			}
 		}
 	})
-	return &testEnv{d: d, etc: runtimetest.MinimalEtc(t), data: data}
+	if err := e.d.DiskQuota(); err != nil {
+		t.Fatalf("DiskQuota: %v (is btrfs-progs installed?)", err)
+	}
+	return e
 }
 
 // allocated is how many bytes of the host's disk a file takes.

@@ -278,13 +278,9 @@ func (d *Driver) Start(ctx context.Context, id string) error {
 		return err
 	}
 	defer d.locks.lock(id)()
-	l := d.layout(id)
-	spec, err := l.loadSpec()
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
-	}
+	l, spec, err := d.sandboxSpec(id)
 	if err != nil {
-		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+		return err
 	}
 	if d.running(id) {
 		return nil

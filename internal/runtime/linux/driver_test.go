@@ -29,7 +29,12 @@ type testEnv struct {
 	data string // the "data dir" that holds the state dir
 }
 
-func newTestEnv(t testing.TB) *testEnv {
+// envOption adds to a test driver: it may change the Config (data is the
+// test's data dir) before New, and the func it returns, if any, runs at
+// the end of the test once the driver's sandboxes are gone.
+type envOption func(t testing.TB, data string, cfg *Config) (atEnd func(d *Driver))
+
+func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	runtimetest.RequireRoot(t)
 	data := t.TempDir()
@@ -38,11 +43,22 @@ func newTestEnv(t testing.TB) *testEnv {
 		Exe:          runtimetest.BuildBinary(t),
 		CgroupParent: runtimetest.NewID(t, "sdbx-test"),
 	}
+	var atEnd []func(*Driver)
+	for _, opt := range opts {
+		if f := opt(t, data, &cfg); f != nil {
+			atEnd = append(atEnd, f)
+		}
+	}
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() { removeAll(t, d) })
+	t.Cleanup(func() {
+		removeAll(t, d)
+		for _, f := range atEnd {
+			f(d)
+		}
+	})
 	return &testEnv{d: d, etc: runtimetest.MinimalEtc(t), data: data}
 }
 

@@ -2,9 +2,7 @@ package linux
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -68,13 +66,9 @@ func (d *Driver) SetNetwork(ctx context.Context, id string, n runtime.Network) e
 		return err
 	}
 	defer d.locks.lock(id)()
-	l := d.layout(id)
-	spec, err := l.loadSpec()
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
-	}
+	l, spec, err := d.sandboxSpec(id)
 	if err != nil {
-		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+		return err
 	}
 	if d.running(id) {
 		pid, err := readPid(l.pidFile())

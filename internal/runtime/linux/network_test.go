@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,35 +22,28 @@ import (
 // no link or table of the manager is left.
 func newNetEnv(t testing.TB) (*testEnv, *network.Manager) {
 	t.Helper()
-	runtimetest.RequireRoot(t)
-	data := t.TempDir()
-	// A pool of its own keeps parallel test servers from sharing routes.
-	nm, err := network.New(t.Context(), network.Config{Tag: network.Tag(data), CIDR: netip.MustParsePrefix("10.214.0.0/16")})
-	if err != nil {
-		t.Fatalf("network.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- nm.Run(ctx) }()
-	d, err := New(Config{
-		StateDir:     filepath.Join(data, "sandboxes"),
-		Exe:          runtimetest.BuildBinary(t),
-		CgroupParent: runtimetest.NewID(t, "sdbx-test"),
-		Network:      nm,
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() {
-		removeAll(t, d)
-		cancel()
-		<-done
-		if err := nm.Close(); err != nil {
-			t.Errorf("network Close: %v", err)
+	var nm *network.Manager
+	e := newTestEnv(t, func(t testing.TB, data string, cfg *Config) func(*Driver) {
+		// A pool of its own keeps parallel test servers from sharing routes.
+		var err error
+		nm, err = network.New(t.Context(), network.Config{Tag: network.Tag(data), CIDR: netip.MustParsePrefix("10.214.0.0/16")})
+		if err != nil {
+			t.Fatalf("network.New: %v", err)
 		}
-		assertNoNetworkLeft(t, nm)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- nm.Run(ctx) }()
+		cfg.Network = nm
+		return func(*Driver) {
+			cancel()
+			<-done
+			if err := nm.Close(); err != nil {
+				t.Errorf("network Close: %v", err)
+			}
+			assertNoNetworkLeft(t, nm)
+		}
 	})
-	return &testEnv{d: d, etc: runtimetest.MinimalEtc(t), data: data}, nm
+	return e, nm
 }
 
 // assertNoNetworkLeft fails when a link, a sandbox chain or the table of

@@ -2,7 +2,9 @@ package linux
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -171,6 +173,20 @@ func (l layout) prepare(spec runtime.Spec) error {
 		return fmt.Errorf("write spec: %w", err)
 	}
 	return nil
+}
+
+// sandboxSpec reads the spec of sandbox id (under its lock) and returns
+// it with the sandbox's layout: errdefs.ErrNotFound for an unknown id.
+func (d *Driver) sandboxSpec(id string) (layout, runtime.Spec, error) {
+	l := d.layout(id)
+	spec, err := l.loadSpec()
+	if errors.Is(err, fs.ErrNotExist) {
+		return l, spec, fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return l, spec, fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	return l, spec, nil
 }
 
 // loadSpec reads spec.json back.

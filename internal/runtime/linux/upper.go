@@ -1,13 +1,6 @@
 package linux
 
-import (
-	"context"
-	"errors"
-	"fmt"
-	"io/fs"
-
-	"github.com/sdbx/sdbx/internal/errdefs"
-)
+import "context"
 
 // UpperDirs returns the host directories that hold the sandbox's writes
 // to each overlay of its Spec, in Spec order (overlayfs upper dirs, with
@@ -19,13 +12,9 @@ func (d *Driver) UpperDirs(ctx context.Context, id string) ([]string, error) {
 		return nil, err
 	}
 	defer d.locks.lock(id)()
-	l := d.layout(id)
-	spec, err := l.loadSpec()
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("sandbox %s: %w", id, errdefs.ErrNotFound)
-	}
+	l, spec, err := d.sandboxSpec(id)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+		return nil, err
 	}
 	dirs := make([]string, len(spec.Overlays))
 	for i := range spec.Overlays {
