@@ -22,12 +22,6 @@ const ON_OUTPUT_KEYS = ['offset', 'onExit'] as const;
 const TERMINAL_KEYS = ['cols', 'rows', 'command', 'envs', 'cwd', 'offset', 'onData', 'onExit'] as const;
 const MAX_TERM = 1000;
 
-function compact(o: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(o)) if (val !== undefined) out[k] = val;
-  return out;
-}
-
 /** command → {command} (a string, through bash -c) or {args} (an argv). */
 export function commandFields(command: unknown, field: string, optional = false): { command?: string; args?: string[] } {
   if (command === undefined && optional) return {};
@@ -149,7 +143,7 @@ export class Processes {
     const id = v.requiredString(sandboxId, 'sandboxId');
     const cmd = commandFields(command, 'command');
     const o = v.optionalObject(opts, 'options', START_KEYS) ?? {};
-    const body = compact({
+    const body = v.compact({
       sandboxId: id,
       ...cmd,
       envs: v.optionalStringMap(o.envs, 'options.envs'),
@@ -172,7 +166,7 @@ export class Processes {
     const ref = this.ref(sandboxId, processId);
     const o = v.optionalObject(opts, 'options', ['offset'] as const) ?? {};
     const offset = v.optionalNumber(o.offset, 'options.offset', { min: 0, integer: true });
-    const data = await this.t.request<Record<string, unknown>>('process:read', compact({ ...ref, offset }), { ...this.ro(), idempotent: true });
+    const data = await this.t.request<Record<string, unknown>>('process:read', v.compact({ ...ref, offset }), { ...this.ro(), idempotent: true });
     const chunks = (Array.isArray(data.chunks) ? data.chunks : []).map((c: Record<string, unknown>) => ({
       processId: ref.processId,
       stream: c.stream,
@@ -217,7 +211,7 @@ export class Processes {
   async input(sandboxId: unknown, processId: unknown, data: unknown, opts: unknown): Promise<ProcessInfo> {
     const ref = this.ref(sandboxId, processId);
     const o = v.optionalObject(opts, 'options', ['close'] as const) ?? {};
-    const body = compact({ ...ref, ...inputFields(data, 'data'), close: v.optionalBoolean(o.close, 'options.close') });
+    const body = v.compact({ ...ref, ...inputFields(data, 'data'), close: v.optionalBoolean(o.close, 'options.close') });
     return this.t.request<ProcessInfo>('process:stdin', body, this.ro());
   }
 
@@ -232,7 +226,7 @@ export class Processes {
     const id = v.requiredString(sandboxId, 'sandboxId');
     const o = v.optionalObject(opts, 'options', TERMINAL_KEYS) ?? {};
     if (o.offset !== undefined) throw new ValidationError('options.offset', 'options.offset is for attachTerminal');
-    const body = compact({
+    const body = v.compact({
       sandboxId: id,
       ...commandFields(o.command, 'options.command', true),
       ...termSize(o.cols, o.rows, 'options.', false),

@@ -3,7 +3,7 @@ import { dedent } from './code.js';
 import { SandboxError, SandboxSDKError, ValidationError } from './errors.js';
 import { LOG_LEVELS, Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { Processes } from './processes.js';
+import { commandFields, Processes } from './processes.js';
 import { download, readAll, upload } from './transfer.js';
 import { Transport, type StreamHandlers } from './transport.js';
 import { startWatch } from './watch.js';
@@ -214,7 +214,7 @@ export class SandboxSDK {
 
   async createSandbox(options: CreateSandboxOptions): Promise<SandboxCreationResponse> {
     const o = v.object(options, 'options', CREATE_SANDBOX_KEYS);
-    const body = compact({
+    const body = v.compact({
       templateId: v.requiredString(o.templateId, 'options.templateId'),
       name: v.optionalString(o.name, 'options.name'),
       expiryTime: v.optionalNumber(o.expiryTime, 'options.expiryTime', { min: 0, integer: true }),
@@ -274,7 +274,7 @@ export class SandboxSDK {
   // Templates
 
   async getTemplates(page?: number, pageSize?: number): Promise<TemplateListResponse> {
-    const body = compact({
+    const body = v.compact({
       page: v.optionalNumber(page, 'page', { min: 1, integer: true }),
       pageSize: v.optionalNumber(pageSize, 'pageSize', { min: 1, max: 100, integer: true }),
     });
@@ -311,7 +311,7 @@ export class SandboxSDK {
     const onLine = o.onLine as ((line: string) => void) | undefined;
     const data = await this.transport.request<{ status: SandboxTemplate['status']; error?: string; template: SandboxTemplate }>(
       'template:logs',
-      compact({ templateId: id, follow }),
+      v.compact({ templateId: id, follow }),
       // A followed build may take as long as the server lets builds run.
       // Not retried: a retry would deliver the lines again.
       { timeoutMs: follow ? Math.max(this.timeout, 15 * 60_000) : this.timeout, stream: { onLog: onLine ?? (() => {}) } },
@@ -322,7 +322,7 @@ export class SandboxSDK {
   /** createTemplate registers a template; it answers at once with status 'building'. */
   async createTemplate(template: TemplateConfig): Promise<SandboxTemplate> {
     const t = v.object(template, 'template', TEMPLATE_KEYS);
-    const body = compact({
+    const body = v.compact({
       name: v.requiredString(t.name, 'template.name'),
       language: v.requiredString(t.language, 'template.language'),
       version: v.optionalString(t.version, 'template.version'),
@@ -355,7 +355,7 @@ export class SandboxSDK {
     const language = v.optionalString(o.language, 'options.language', false);
     const context = v.optionalContextId(o.context, 'options.context');
     const lang = language ?? v.contextLanguage(o.context);
-    const body = compact({
+    const body = v.compact({
       sandboxId: id,
       code: lang === 'javascript' ? src : dedent(src),
       language,
@@ -409,14 +409,7 @@ export class SandboxSDK {
    */
   async runCommand(sandboxId: string, command: string | string[], opts?: RunCodeOptions): Promise<CommandResult> {
     const id = v.requiredString(sandboxId, 'sandboxId');
-    let cmd: { command?: string; args?: string[] };
-    if (Array.isArray(command)) {
-      const args = v.optionalStringArray(command, 'command')!;
-      if (args.length === 0) throw new ValidationError('command', 'command must not be empty');
-      cmd = { args };
-    } else {
-      cmd = { command: v.requiredString(command, 'command') };
-    }
+    const cmd = commandFields(command, 'command');
     const o = v.optionalObject(opts, 'options', RUN_OPTION_KEYS) ?? {};
     for (const k of ['language', 'context'] as const) {
       if (o[k] !== undefined) {
@@ -425,7 +418,7 @@ export class SandboxSDK {
     }
     const handlers = checkHandlers(o);
     const timeoutMs = v.optionalNumber(o.timeoutMs, 'options.timeoutMs', { min: 1, max: MAX_TIMEOUT_MS, integer: true }) ?? this.timeout;
-    const body = compact({
+    const body = v.compact({
       sandboxId: id,
       ...cmd,
       envs: v.optionalStringMap(o.envs, 'options.envs'),
@@ -525,7 +518,7 @@ export class SandboxSDK {
   /** readFile resolves with the file's content (utf8 text, or base64 with encoding 'base64'). */
   async readFile(options: FileOperationOptions): Promise<string> {
     const o = v.object(options, 'options', FILE_KEYS);
-    const body = compact({
+    const body = v.compact({
       sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
       path: v.requiredString(o.path, 'options.path'),
       encoding: v.optionalEnum(o.encoding, 'options.encoding', ['utf8', 'base64'] as const),
@@ -594,7 +587,7 @@ export class SandboxSDK {
       );
       return typeof entry?.path === 'string' && entry.path !== '' ? entry.path : (o.path as string);
     }
-    const body = compact({
+    const body = v.compact({
       sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
       path: v.requiredString(o.path, 'options.path'),
       content: text,
@@ -612,7 +605,7 @@ export class SandboxSDK {
   async deleteFile(options: Omit<FileOperationOptions, 'encoding'>): Promise<void> {
     const o = v.object(options, 'options', FILE_KEYS);
     v.optionalBoolean(o.createParents, 'options.createParents');
-    const body = compact({
+    const body = v.compact({
       sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
       path: v.requiredString(o.path, 'options.path'),
       recursive: v.optionalBoolean(o.recursive, 'options.recursive'),
@@ -687,7 +680,7 @@ export class SandboxSDK {
 
   /** listFiles lists a directory (default /workspace), sorted by name. */
   async listFiles(sandboxId: string, dirPath?: string): Promise<FileListResponse> {
-    const body = compact({
+    const body = v.compact({
       sandboxId: v.requiredString(sandboxId, 'sandboxId'),
       path: v.optionalString(dirPath, 'dirPath', false),
     });
@@ -703,7 +696,7 @@ export class SandboxSDK {
 
   async createCodeContext(options: CreateContextOptions): Promise<CodeContext> {
     const o = v.object(options, 'options', CONTEXT_KEYS);
-    const body = compact({
+    const body = v.compact({
       sandboxId: v.requiredString(o.sandboxId, 'options.sandboxId'),
       language: v.optionalString(o.language, 'options.language', false),
       cwd: v.optionalString(o.cwd, 'options.cwd', false),
@@ -770,7 +763,7 @@ export class SandboxSDK {
       const language = v.optionalString(j.language, `${f}.language`, false) ?? defaultLanguage;
       const code = v.requiredString(j.code, `${f}.code`);
       const lang = language ?? v.contextLanguage(j.context);
-      return compact({
+      return v.compact({
         id: jobId,
         code: lang === 'javascript' ? code : dedent(code),
         timeout,
@@ -781,7 +774,7 @@ export class SandboxSDK {
     });
     const data = await this.transport.request<{ results?: BatchExecutionResult[] }>(
       'batch:run',
-      compact({ sandboxId: id, jobs: wireJobs, concurrency }),
+      v.compact({ sandboxId: id, jobs: wireJobs, concurrency }),
       { timeoutMs: Math.min(total, MAX_TIMEOUT_MS) + EXEC_GRACE_MS, stream: handlers, execution: true },
     );
     const results = Array.isArray(data?.results) ? data.results : [];
@@ -863,12 +856,6 @@ function checkHandlers(o: Record<string, unknown>): StreamHandlers {
   return h;
 }
 
-/** compact drops the undefined fields, so that only what was given is sent. */
-function compact<T extends Record<string, unknown>>(o: T): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(o)) if (val !== undefined) out[k] = val;
-  return out;
-}
 
 function normalizeExecution(e: Partial<Execution> | undefined): Execution {
   const logs = e?.logs;
@@ -915,7 +902,7 @@ function networkOption(value: unknown): SandboxNetwork | undefined {
 function resourcesOption(value: unknown): Record<string, number> | undefined {
   if (value === undefined) return undefined;
   const r = v.object(value, 'options.resources', RESOURCE_KEYS);
-  return compact({
+  return v.compact({
     cpu: v.optionalNumber(r.cpu, 'options.resources.cpu', { min: 0 }),
     memoryMb: v.optionalNumber(r.memoryMb, 'options.resources.memoryMb', { min: 0, integer: true }),
     pids: v.optionalNumber(r.pids, 'options.resources.pids', { min: 0, integer: true }),

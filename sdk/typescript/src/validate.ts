@@ -4,6 +4,13 @@
  */
 import { ValidationError } from './errors.js';
 
+/** compact drops the undefined fields of checked options, so that only what was given is sent. */
+export function compact(o: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(o)) if (val !== undefined) out[k] = val;
+  return out;
+}
+
 /** Describes a value for an error message: its type, and short primitives themselves. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';

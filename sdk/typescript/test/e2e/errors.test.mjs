@@ -10,21 +10,13 @@ import SandboxSDK, {
   SandboxError,
   RateLimitError
 } from '../../dist/index.js';
-import { assertGone, captureConsole, closeAll, deleteQuietly, newSDK, server, serverTest } from '../helpers/env.mjs';
+import { assertGone, captureConsole, closeSandbox, newSDK, openSandbox, server, serverTest } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
 
-before(async () => {
-  sdk = newSDK();
-  await sdk.waitForConnection();
-  ({ sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', name: 'error tests' }));
-});
-
-after(async () => {
-  if (sandbox) await deleteQuietly(sdk, sandbox.id);
-  closeAll();
-});
+before(async () => ({ sdk, sandbox } = await openSandbox('error tests')));
+after(() => closeSandbox(sdk, sandbox));
 
 /** The README's Error Handling example, as written, around one runCode call. */
 async function readmeErrorHandling(sdk, sandboxId, code) {

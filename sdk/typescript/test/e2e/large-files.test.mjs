@@ -5,21 +5,13 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomFillSync } from 'node:crypto';
 import { io } from 'socket.io-client';
-import { closeAll, deleteQuietly, newSDK, server, serverTest } from '../helpers/env.mjs';
+import { closeSandbox, openSandbox, server, serverTest } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
 
-before(async () => {
-  sdk = newSDK({ timeout: 120_000 });
-  await sdk.waitForConnection();
-  ({ sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', name: 'large file tests' }));
-});
-
-after(async () => {
-  if (sandbox) await deleteQuietly(sdk, sandbox.id);
-  closeAll();
-});
+before(async () => ({ sdk, sandbox } = await openSandbox('large file tests', { timeout: 120_000 })));
+after(() => closeSandbox(sdk, sandbox));
 
 /** rawSocket connects the official client directly, for protocol-level checks. */
 async function rawSocket() {

@@ -4,21 +4,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxError, TimeoutError } from '../../dist/index.js';
-import { captureConsole, closeAll, deleteQuietly, newSDK, server, serverTest } from '../helpers/env.mjs';
+import { captureConsole, closeSandbox, newSDK, openSandbox, server, serverTest } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
 
-before(async () => {
-  sdk = newSDK();
-  await sdk.waitForConnection();
-  ({ sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', name: 'code tests' }));
-});
-
-after(async () => {
-  if (sandbox) await deleteQuietly(sdk, sandbox.id);
-  closeAll();
-});
+before(async () => ({ sdk, sandbox } = await openSandbox('code tests')));
+after(() => closeSandbox(sdk, sandbox));
 
 /** hostHasPandas tells whether the sandbox's python can import pandas. */
 async function sandboxHasPandas(id) {

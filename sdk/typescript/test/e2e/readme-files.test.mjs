@@ -3,21 +3,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxError } from '../../dist/index.js';
-import { closeAll, newSDK, serverTest } from '../helpers/env.mjs';
+import { closeSandbox, openSandbox, serverTest } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
 
-before(async () => {
-  sdk = newSDK();
-  await sdk.waitForConnection();
-  ({ sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', name: 'file tests' }));
-});
-
-after(async () => {
-  if (sandbox) await sdk.deleteSandbox(sandbox.id);
-  closeAll();
-});
+before(async () => ({ sdk, sandbox } = await openSandbox('file tests')));
+after(() => closeSandbox(sdk, sandbox));
 
 serverTest('README File Management', async () => {
   // Write file

@@ -3,21 +3,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxError, TimeoutError } from '../../dist/index.js';
-import { captureConsole, closeAll, newSDK } from '../helpers/env.mjs';
+import { captureConsole, closeSandbox, openSandbox } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
 
-before(async () => {
-  sdk = newSDK();
-  await sdk.waitForConnection();
-  ({ sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', name: 'terminal tests' }));
-});
-
-after(async () => {
-  if (sandbox) await sdk.deleteSandbox(sandbox.id);
-  closeAll();
-});
+before(async () => ({ sdk, sandbox } = await openSandbox('terminal tests')));
+after(() => closeSandbox(sdk, sandbox));
 
 test('README Terminal Commands', async () => {
   const streamed = [];

@@ -3,21 +3,13 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxError } from '../../dist/index.js';
-import { closeAll, deleteQuietly, newSDK, serverTest } from '../helpers/env.mjs';
+import { closeSandbox, deleteQuietly, openSandbox, serverTest } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
 
-before(async () => {
-  sdk = newSDK();
-  await sdk.waitForConnection();
-  ({ sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', name: 'watch tests' }));
-});
-
-after(async () => {
-  if (sandbox) await deleteQuietly(sdk, sandbox.id);
-  closeAll();
-});
+before(async () => ({ sdk, sandbox } = await openSandbox('watch tests')));
+after(() => closeSandbox(sdk, sandbox));
 
 /** collector gathers events as "type path" strings and waits for one. */
 function collector() {

@@ -98,6 +98,24 @@ export async function deleteQuietly(sdk, ...ids) {
 }
 
 /**
+ * openSandbox is the before hook of a test file whose tests share one
+ * python-3-11 sandbox: it connects a new SDK (extra: its options) and
+ * creates the sandbox, named name. closeSandbox is its after hook.
+ */
+export async function openSandbox(name, extra = {}) {
+  const sdk = newSDK(extra);
+  await sdk.waitForConnection();
+  const { sandbox } = await sdk.createSandbox({ templateId: 'python-3-11', name });
+  return { sdk, sandbox };
+}
+
+/** closeSandbox deletes openSandbox's sandbox (unless already gone) and disconnects every SDK. */
+export async function closeSandbox(sdk, sandbox) {
+  if (sandbox) await deleteQuietly(sdk, sandbox.id);
+  closeAll();
+}
+
+/**
  * assertGone checks that a deleted sandbox is gone: getSandboxStatus says
  * 'terminated', or fails with not_found.
  */
