@@ -113,15 +113,11 @@ func (h *harness) createRow(ctx context.Context, c *sdbx.Client, name, label str
 
 func (h *harness) coldServer(ctx context.Context) (report.Row, error) {
 	h.step("starting a server with --pool none")
-	srv, err := server.Run(ctx, h.bin, "--pool", "none", "--log-level", "error")
+	srv, c, err := server.RunClient(ctx, h.bin, "--pool", "none", "--log-level", "error")
 	if err != nil {
 		return report.Row{}, err
 	}
 	defer srv.Stop()
-	c, err := sdbx.New(sdbx.Config{ServerURL: srv.URL, APIKey: srv.Key, Timeout: 5 * time.Minute})
-	if err != nil {
-		return report.Row{}, err
-	}
 	cold, err := h.createRow(ctx, c, "sdbx, cold (--pool none)", "sdbx cold", 0,
 		fmt.Sprintf("go run ./bench/coldstart -n %d -code 'print(1)' -pool none", h.p.creates))
 	if err != nil {
@@ -225,15 +221,11 @@ func (h *harness) oneSandbox(ctx context.Context, srv *server.Server, c *sdbx.Cl
 
 func (h *harness) poolServer(ctx context.Context) (report.Row, error) {
 	h.step("starting a server with the default warm pool")
-	srv, err := server.Run(ctx, h.bin, "--log-level", "error")
+	srv, c, err := server.RunClient(ctx, h.bin, "--log-level", "error")
 	if err != nil {
 		return report.Row{}, err
 	}
 	defer srv.Stop()
-	c, err := sdbx.New(sdbx.Config{ServerURL: srv.URL, APIKey: srv.Key, Timeout: 5 * time.Minute})
-	if err != nil {
-		return report.Row{}, err
-	}
 	// The pool holds two sandboxes; pacing the creates lets it refill, so
 	// every create is served from it (back to back, the pool runs dry
 	// and the creates are cold ones).

@@ -74,15 +74,11 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	dir, err := os.MkdirTemp("", "sdbx-bench-all-")
+	bin, remove, err := server.BuildTemp(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	bin, err := server.Build(ctx, dir)
-	if err != nil {
-		return err
-	}
+	defer remove()
 	started := time.Now()
 	var runs []*report.Results
 	for i := range max(o.runs, 1) {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/sdbx/sdbx/bench/internal/measure"
 	"github.com/sdbx/sdbx/bench/internal/server"
-	sdbx "github.com/sdbx/sdbx/sdk/go"
 )
 
 func main() {
@@ -31,24 +30,16 @@ func main() {
 }
 
 func run(ctx context.Context, n, conc int) error {
-	dir, err := os.MkdirTemp("", "sdbx-bench-bin-")
+	bin, remove, err := server.BuildTemp(ctx)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	bin, err := server.Build(ctx, dir)
-	if err != nil {
-		return err
-	}
-	srv, err := server.Run(ctx, bin, "--pool", "none", "--log-level", "error")
+	defer remove()
+	srv, c, err := server.RunClient(ctx, bin, "--pool", "none", "--log-level", "error")
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	c, err := sdbx.New(sdbx.Config{ServerURL: srv.URL, APIKey: srv.Key, Timeout: 5 * time.Minute})
-	if err != nil {
-		return err
-	}
 	d, err := measure.Density(ctx, c, srv.Pid(), n, conc)
 	if err != nil {
 		return err

@@ -1,23 +1,11 @@
 // Times `x += 1` code:run round trips through socket.io-client against a
 // running sdbx server. Env: SDBX_URL, SDBX_API_KEY, SDBX_SANDBOX, N.
 // Prints the p50, p90 and p99 in microseconds as JSON.
-import { io } from 'socket.io-client';
+import { call, connect } from './connect.mjs';
 
 const n = Number(process.env.N || 2000);
-const socket = io(process.env.SDBX_URL, {
-  auth: { apiKey: process.env.SDBX_API_KEY },
-  transports: ['websocket'],
-  reconnection: false,
-});
-await new Promise((resolve, reject) => {
-  socket.once('connect', resolve);
-  socket.once('connect_error', reject);
-});
-const run = async (code) => {
-  const ack = await socket.timeout(30000).emitWithAck('code:run', { sandboxId: process.env.SDBX_SANDBOX, code });
-  if (!ack.ok) throw new Error(JSON.stringify(ack.error));
-  return ack.data;
-};
+const socket = await connect();
+const run = (code) => call(socket, 'code:run', { sandboxId: process.env.SDBX_SANDBOX, code }, 30000);
 await run('y = 0');
 const times = [];
 for (let i = 0; i < n + 100; i++) {

@@ -12,28 +12,16 @@
 // printed too.
 import { createHash, randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { io } from 'socket.io-client';
+import { call as callAck, connect } from './connect.mjs';
 
 const mib = Number(process.env.MIB || 1024);
 // Chunks in flight at once (sent before the previous ones are acked).
 const window = Number(process.env.WINDOW || 4);
 const chunk = Number(process.env.CHUNK_MIB || 1) * (1 << 20);
 const pid = process.env.SDBX_PID;
-const socket = io(process.env.SDBX_URL, {
-  auth: { apiKey: process.env.SDBX_API_KEY },
-  transports: ['websocket'],
-  reconnection: false,
-});
-await new Promise((resolve, reject) => {
-  socket.once('connect', resolve);
-  socket.once('connect_error', reject);
-});
+const socket = await connect();
 const call = (event, payload) => {
-  const p = (async () => {
-    const ack = await socket.timeout(120_000).emitWithAck(event, payload);
-    if (!ack.ok) throw new Error(`${event}: ${JSON.stringify(ack.error)}`);
-    return ack.data;
-  })();
+  const p = callAck(socket, event, payload, 120_000);
   p.catch(() => {}); // awaited later: a failure then still throws, and the sandbox is deleted
   return p;
 };

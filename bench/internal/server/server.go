@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	sdbx "github.com/sdbx/sdbx/sdk/go"
 )
 
 // ModuleRoot returns the root directory of the enclosing Go module (the
@@ -46,6 +48,21 @@ func Build(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("build sdbx: %w", err)
 	}
 	return bin, nil
+}
+
+// BuildTemp is Build into a new temporary directory, which remove
+// removes (the binary with it).
+func BuildTemp(ctx context.Context) (bin string, remove func(), err error) {
+	dir, err := os.MkdirTemp("", "sdbx-bench-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin, err = Build(ctx, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
 // Server is one running `sdbx serve`.
@@ -122,23 +139,33 @@ func (s *Server) Stop() {
 	os.RemoveAll(s.dir)
 }
 
+// RunClient is Run with a Go SDK client of the server, whose timeout
+// allows the benchmarks' slowest calls.
+func RunClient(ctx context.Context, bin string, extra ...string) (*Server, *sdbx.Client, error) {
+	s, err := Run(ctx, bin, extra...)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := sdbx.New(sdbx.Config{ServerURL: s.URL, APIKey: s.Key, Timeout: 5 * time.Minute})
+	if err != nil {
+		s.Stop()
+		return nil, nil, err
+	}
+	return s, c, nil
+}
+
 // Start builds sdbx and runs it with the given extra `sdbx serve` flags:
 // Build and Run in one step, for the stand-alone bench commands.
 func Start(extra ...string) (stop func(), url, key string, err error) {
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "sdbx-bench-bin-")
+	bin, remove, err := BuildTemp(ctx)
 	if err != nil {
-		return nil, "", "", err
-	}
-	bin, err := Build(ctx, dir)
-	if err != nil {
-		os.RemoveAll(dir)
 		return nil, "", "", err
 	}
 	s, err := Run(ctx, bin, extra...)
 	if err != nil {
-		os.RemoveAll(dir)
+		remove()
 		return nil, "", "", err
 	}
-	return func() { s.Stop(); os.RemoveAll(dir) }, s.URL, s.Key, nil
+	return func() { s.Stop(); remove() }, s.URL, s.Key, nil
 }
