@@ -90,11 +90,16 @@ func (e *env) close() {
 			e.t.Errorf("cleanup: delete %s: %v", id, err)
 		}
 	}
+	// With no sandbox left, Close removes the parent cgroups.
+	if err := e.driver.Close(); err != nil {
+		e.t.Errorf("cleanup: close the driver: %v", err)
+	}
 	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.cgroup))
 	if d := filepath.Join("/sys/fs/cgroup", e.cgroup); isDir(d) {
 		dirs = append(dirs, d)
 	}
 	for _, d := range dirs {
+		e.t.Errorf("cleanup: parent cgroup %s left after Close", d)
 		os.Remove(d)
 	}
 	e.store.Close()

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sdbx/sdbx/internal/network"
 )
 
 // ModuleRoot returns the directory of the go.mod of the module that holds
@@ -208,6 +210,19 @@ func (s *Server) Stop(limit time.Duration) error {
 
 // Logs returns what the server has written to stdout and stderr.
 func (s *Server) Logs() string { return s.logs.String() }
+
+// CgroupParentsOf lists the parent cgroup directories (sdbx-<tag>, in
+// every hierarchy under /sys/fs/cgroup) that a server on dataDir uses, so
+// that a caller can check that a server which stopped with no sandbox left
+// removed them.
+func CgroupParentsOf(dataDir string) []string {
+	name := "sdbx-" + network.Tag(dataDir) // as cmd/sdbx/serve.go names it
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name))
+	if st, err := os.Stat(filepath.Join("/sys/fs/cgroup", name)); err == nil && st.IsDir() {
+		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", name)) // cgroup v2
+	}
+	return dirs
+}
 
 // MountsUnder lists the mount points below dir (from /proc/self/mountinfo),
 // so that a caller can check that nothing was left mounted before removing

@@ -33,10 +33,7 @@ func newDiskEnv(t testing.TB) *testEnv {
 		t.Fatalf("DiskQuota: %v (is btrfs-progs installed?)", err)
 	}
 	t.Cleanup(func() {
-		removeAll(t, d)
-		if err := d.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
+		removeAll(t, d) // closes d
 		if isBtrfsMount(cfg.StateDir) {
 			t.Errorf("the disk pool is still mounted after Close with no sandbox left")
 			unix.Unmount(cfg.StateDir, unix.MNT_DETACH)
