@@ -30,7 +30,7 @@ func decodeAll(t *testing.T, frames ...any) []*parser.Packet {
 
 // The attachment parser decodes binary events as the library's does:
 // each attachment lands where its placeholder was, with its bytes intact
-// (empty ones too), and text packets are untouched.
+// (empty ones too) and not copied, and text packets are untouched.
 func TestAttachmentParser(t *testing.T) {
 	big := bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7}, 1<<19) // not a power of two
 	frames := []any{
@@ -59,6 +59,8 @@ func TestAttachmentParser(t *testing.T) {
 	}
 	if b := bytesOf(got[0], "data"); !bytes.Equal(b, big) {
 		t.Errorf("data: %d bytes, want the %d sent", len(b), len(big))
+	} else if &b[0] != &big[0] {
+		t.Errorf("data is a copy of the engine's buffer")
 	}
 	if b := bytesOf(got[0], "other"); string(b) != "first" {
 		t.Errorf("other = %q, want %q", b, "first")
