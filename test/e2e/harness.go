@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/sdbx/sdbx/internal/network"
+	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
 )
 
 // ModuleRoot returns the directory of the go.mod of the module that holds
@@ -216,12 +217,7 @@ func (s *Server) Logs() string { return s.logs.String() }
 // that a caller can check that a server which stopped with no sandbox left
 // removed them.
 func CgroupParentsOf(dataDir string) []string {
-	name := "sdbx-" + network.Tag(dataDir) // as cmd/sdbx/serve.go names it
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name))
-	if st, err := os.Stat(filepath.Join("/sys/fs/cgroup", name)); err == nil && st.IsDir() {
-		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", name)) // cgroup v2
-	}
-	return dirs
+	return runtimetest.CgroupDirs("sdbx-" + network.Tag(dataDir)) // as cmd/sdbx/serve.go names it
 }
 
 // MountsUnder lists the mount points below dir (from /proc/self/mountinfo),
