@@ -17,7 +17,8 @@ import { call as callAck, connect } from './connect.mjs';
 const mib = Number(process.env.MIB || 1024);
 // Chunks in flight at once (sent before the previous ones are acked).
 const window = Number(process.env.WINDOW || 4);
-const chunk = Number(process.env.CHUNK_MIB || 1) * (1 << 20);
+// Bytes per chunk: CHUNK_BYTES, else CHUNK_MIB MiB.
+const chunk = Number(process.env.CHUNK_BYTES || 0) || Number(process.env.CHUNK_MIB || 1) * (1 << 20);
 const pid = process.env.SDBX_PID;
 const socket = await connect();
 const call = (event, payload) => {
@@ -30,6 +31,22 @@ const memory = () => {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k) => Number(status.match(new RegExp(`${k}:\\s+(\\d+)`))[1]);
   return { hwmMiB: Math.round(kb('VmHWM') / 1024), rssMiB: Math.round(kb('VmRSS') / 1024) };
+};
+
+// CPU seconds used so far by this client and, with SDBX_PID, the server.
+const cpu = () => {
+  const u = process.cpuUsage();
+  const out = { client: (u.user + u.system) / 1e6 };
+  if (pid) {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    out.server = (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks
+  }
+  return out;
+};
+const cpuSince = (a) => {
+  const b = cpu();
+  const r = (x) => Math.round(x * 100) / 100;
+  return { client: r(b.client - a.client), server: a.server === undefined ? undefined : r(b.server - a.server) };
 };
 
 const before = memory();
@@ -47,6 +64,7 @@ try {
   };
 
   let t0 = process.hrtime.bigint();
+  let c0 = cpu();
   const { uploadId } = await call('file:upload:begin', { sandboxId: sandbox.id, path: '/workspace/big.bin', size: total });
   const inflight = [];
   for (let i = 0; i < n; i++) {
@@ -59,9 +77,11 @@ try {
   await Promise.all(inflight);
   const entry = await call('file:upload:end', { uploadId });
   const upSec = Number(process.hrtime.bigint() - t0) / 1e9;
+  const upCPU = cpuSince(c0);
   if (entry.size !== total) throw new Error(`uploaded size ${entry.size}, want ${total}`);
 
   t0 = process.hrtime.bigint();
+  c0 = cpu();
   const { downloadId, size } = await call('file:download:begin', { sandboxId: sandbox.id, path: '/workspace/big.bin', chunkSize: chunk });
   const downHash = createHash('sha256');
   // Several pulls in flight; chunks are put back in order by seq.
@@ -86,14 +106,17 @@ try {
   await Promise.all(pulls);
   await call('file:download:end', { downloadId });
   const downSec = Number(process.hrtime.bigint() - t0) / 1e9;
+  const downCPU = cpuSince(c0);
   sample();
   const up = upHash.digest('hex');
   const down = downHash.digest('hex');
   if (got !== total || size !== total || up !== down) throw new Error(`round trip differs: ${got}/${size} bytes, sha256 ${up} vs ${down}`);
   const mbps = (s) => Math.round(total / 1e6 / s);
   console.log(JSON.stringify({
-    mib, chunkMiB: chunk / (1 << 20), sha256: up,
+    mib, chunkBytes: chunk, window, sha256: up,
     uploadMBps: mbps(upSec), downloadMBps: mbps(downSec),
+    // CPU seconds each side spent on the upload and on the download.
+    uploadCPU: upCPU, downloadCPU: downCPU,
     serverBefore: before, serverPeak: peak, serverAfter: memory(),
   }));
 } finally {

@@ -80,6 +80,7 @@ func newSocketServer(h *Handler) *socketServer {
 	opts := socket.DefaultServerOptions()
 	opts.SetServeClient(false)
 	opts.SetMaxHttpBufferSize(h.limits.MaxMessageBytes)
+	opts.SetParser(newAttachmentParser())
 	s := &socketServer{h: h, io: socket.NewServer(nil, opts)}
 	s.io.Use(s.authenticate)
 	_ = s.io.On("connection", s.onConnection)

@@ -90,19 +90,15 @@ func (e *env) close() {
 			e.t.Errorf("cleanup: delete %s: %v", id, err)
 		}
 	}
-	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", e.cgroup))
-	if d := filepath.Join("/sys/fs/cgroup", e.cgroup); isDir(d) {
-		dirs = append(dirs, d)
+	// With no sandbox left, Close removes the parent cgroups.
+	if err := e.driver.Close(); err != nil {
+		e.t.Errorf("cleanup: close the driver: %v", err)
 	}
-	for _, d := range dirs {
+	for _, d := range runtimetest.CgroupDirs(e.cgroup) {
+		e.t.Errorf("cleanup: parent cgroup %s left after Close", d)
 		os.Remove(d)
 	}
 	e.store.Close()
-}
-
-func isDir(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.IsDir()
 }
 
 // build creates a template and waits for its build to end.

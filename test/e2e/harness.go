@@ -25,6 +25,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sdbx/sdbx/internal/network"
+	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
 )
 
 // ModuleRoot returns the directory of the go.mod of the module that holds
@@ -208,6 +211,14 @@ func (s *Server) Stop(limit time.Duration) error {
 
 // Logs returns what the server has written to stdout and stderr.
 func (s *Server) Logs() string { return s.logs.String() }
+
+// CgroupParentsOf lists the parent cgroup directories (sdbx-<tag>, in
+// every hierarchy under /sys/fs/cgroup) that a server on dataDir uses, so
+// that a caller can check that a server which stopped with no sandbox left
+// removed them.
+func CgroupParentsOf(dataDir string) []string {
+	return runtimetest.CgroupDirs("sdbx-" + network.Tag(dataDir)) // as cmd/sdbx/serve.go names it
+}
 
 // MountsUnder lists the mount points below dir (from /proc/self/mountinfo),
 // so that a caller can check that nothing was left mounted before removing

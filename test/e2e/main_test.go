@@ -83,6 +83,15 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: %d sandboxes were never deleted (killed now): %v\n", len(leaked), leaked)
 		code = 1
 	}
+	// A server that stopped with no sandbox left removes its parent
+	// cgroups: one per data dir would pile up on the host.
+	if left := CgroupParentsOf(dataDir); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "e2e: the server left its parent cgroups behind (removing them now): %v\n", left)
+		for _, d := range left {
+			os.Remove(d)
+		}
+		code = 1
+	}
 	switch {
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "e2e: read mounts:", err)

@@ -39,6 +39,10 @@ type cgroups interface {
 	Remove(ctx context.Context, id string) error
 	// List returns the ids that have a cgroup directory.
 	List() ([]string, error)
+	// RemoveParents deletes the parent directories (a missing one is
+	// fine). Those still holding a cgroup (EBUSY: a sandbox, or another
+	// process's) are kept and returned; Create makes them again.
+	RemoveParents() (kept []string, err error)
 }
 
 // pollInterval is how often Kill and Remove look again while they wait for
@@ -148,7 +152,8 @@ func (g *cgroupV1) Create(ctx context.Context, id string, res runtime.Resources)
 
 func (g *cgroupV1) create(ctrl, id string, limits [][2]string) error {
 	dir := g.dir(ctrl, id)
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+	// MkdirAll: the parent is gone when a closed driver removed it.
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", dir, err)
 	}
 	for _, kv := range limits {
@@ -237,6 +242,14 @@ func (g *cgroupV1) Remove(ctx context.Context, id string) error {
 	return errors.Join(errs...)
 }
 
+func (g *cgroupV1) RemoveParents() ([]string, error) {
+	dirs := make([]string, 0, len(g.parents))
+	for _, dir := range g.parents {
+		dirs = append(dirs, dir)
+	}
+	return rmdirParents(dirs)
+}
+
 func (g *cgroupV1) List() ([]string, error) {
 	set := map[string]bool{}
 	for _, parent := range g.parents {
@@ -268,10 +281,12 @@ func waitFrozen(ctx context.Context, stateFile string) {
 
 // cgroupV2 keeps one directory per sandbox in the unified hierarchy.
 type cgroupV2 struct {
-	dir string // <root>/<parent>
+	dir          string // <root>/<parent>
+	root, parent string // as given to init, to make dir again
 }
 
 func (g *cgroupV2) init(root, parent string) error {
+	g.root, g.parent = root, parent
 	if err := os.MkdirAll(g.dir, 0o755); err != nil {
 		return fmt.Errorf("create cgroup %s: %w", g.dir, err)
 	}
@@ -298,6 +313,12 @@ func (g *cgroupV2) init(root, parent string) error {
 func (g *cgroupV2) path(id string) string { return filepath.Join(g.dir, id) }
 
 func (g *cgroupV2) Create(ctx context.Context, id string, res runtime.Resources) error {
+	// The parent is gone when a closed driver removed it.
+	if _, err := os.Stat(g.dir); errors.Is(err, fs.ErrNotExist) {
+		if err := g.init(g.root, g.parent); err != nil {
+			return err
+		}
+	}
 	dir := g.path(id)
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("create cgroup %s: %w", dir, err)
@@ -369,6 +390,8 @@ func (g *cgroupV2) Kill(ctx context.Context, id string) error {
 func (g *cgroupV2) Remove(ctx context.Context, id string) error {
 	return rmdirCgroup(ctx, g.path(id))
 }
+
+func (g *cgroupV2) RemoveParents() ([]string, error) { return rmdirParents([]string{g.dir}) }
 
 func (g *cgroupV2) List() ([]string, error) {
 	ids, err := listDirs(g.dir)
@@ -443,6 +466,22 @@ func rmdirCgroup(ctx context.Context, dir string) error {
 		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// rmdirParents removes each of dirs once (no waiting: an EBUSY one holds
+// a cgroup that lives on) and returns the busy ones.
+func rmdirParents(dirs []string) (kept []string, err error) {
+	var errs []error
+	for _, dir := range dirs {
+		switch err := syscall.Rmdir(dir); {
+		case err == nil, errors.Is(err, syscall.ENOENT):
+		case errors.Is(err, syscall.EBUSY), errors.Is(err, syscall.ENOTEMPTY):
+			kept = append(kept, dir)
+		default:
+			errs = append(errs, fmt.Errorf("remove parent cgroup %s: %w", dir, err))
+		}
+	}
+	return kept, errors.Join(errs...)
 }
 
 // listDirs returns the names of the sub-directories of dir that are valid

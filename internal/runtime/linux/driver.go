@@ -181,13 +181,30 @@ func (d *Driver) DiskQuota() error {
 	return nil
 }
 
-// Close releases the disk pool: it is unmounted when no sandbox is left
-// in it (running sandboxes keep it mounted for the next server).
+// Close removes the parent cgroups and releases the disk pool when no
+// sandbox is left: the pool is unmounted and the parents deleted (running
+// sandboxes keep both for the next server; a later Create makes the
+// parents again).
 func (d *Driver) Close() error {
-	if d.disk == nil {
-		return nil
+	var errs []error
+	switch ids, err := d.List(context.Background()); {
+	case err != nil:
+		errs = append(errs, err)
+	case len(ids) > 0:
+		d.log.Info("parent cgroups kept: sandboxes are left", "sandboxes", len(ids))
+	default:
+		kept, err := d.cg.RemoveParents()
+		if len(kept) > 0 {
+			d.log.Info("parent cgroups kept: something else lives there", "cgroups", kept)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("linux runtime: close: %w", err))
+		}
 	}
-	return d.disk.close()
+	if d.disk != nil {
+		errs = append(errs, d.disk.close())
+	}
+	return errors.Join(errs...)
 }
 
 // makeDir creates the sandbox's state directory and, when the driver has

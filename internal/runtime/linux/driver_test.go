@@ -62,7 +62,8 @@ func newTestEnv(t testing.TB, opts ...envOption) *testEnv {
 	return &testEnv{d: d, etc: runtimetest.MinimalEtc(t), data: data}
 }
 
-// removeAll deletes every sandbox of d and d's parent cgroups.
+// removeAll deletes every sandbox of d, closes d and checks that its
+// parent cgroups are gone.
 func removeAll(t testing.TB, d *Driver) {
 	ctx := context.Background()
 	ids, err := d.List(ctx)
@@ -74,13 +75,18 @@ func removeAll(t testing.TB, d *Driver) {
 			t.Errorf("cleanup: Delete(%s): %v", id, err)
 		}
 	}
-	for _, dir := range cgroupParents(d) {
-		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("cleanup: remove parent cgroup: %v", err)
-		}
-	}
 	// The reapers of this driver's sandboxes end with their inits.
 	d.reapers.Wait()
+	// With no sandbox left, Close removes the parent cgroups.
+	if err := d.Close(); err != nil {
+		t.Errorf("cleanup: Close: %v", err)
+	}
+	for _, dir := range cgroupParents(d) {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("cleanup: parent cgroup %s is left after Close (%v)", dir, err)
+			os.Remove(dir)
+		}
+	}
 }
 
 // cgroupParents lists the parent cgroup directories of d.
@@ -183,6 +189,16 @@ func TestRestartedServer(t *testing.T) {
 	ctx := t.Context()
 	id := e.create(t, "restart", nil)
 	runtimetest.MustExec(t, e.d, id, "sh", "-c", "echo before > /workspace/f")
+	// The first server shuts down with the sandbox running: the parent
+	// cgroups stay.
+	if err := e.d.Close(); err != nil {
+		t.Fatalf("Close with a sandbox left: %v", err)
+	}
+	for _, dir := range cgroupParents(e.d) {
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatalf("parent cgroup after Close with a sandbox left: %v", err)
+		}
+	}
 
 	d2, err := New(e.d.cfg)
 	if err != nil {
@@ -214,6 +230,18 @@ func TestRestartedServer(t *testing.T) {
 		t.Fatalf("Status after Delete: %v", err)
 	}
 	d2.reapers.Wait()
+	// The last sandbox is gone: Close removes the parent cgroups, and a
+	// sandbox created afterwards makes them again.
+	if err := d2.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for _, dir := range cgroupParents(d2) {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("parent cgroup %s after Close with no sandbox: %v", dir, err)
+		}
+	}
+	again := e.create(t, "again", nil)
+	runtimetest.MustExec(t, e.d, again, "true")
 }
 
 // A cgroup without a state directory (a crash between the two) is listed

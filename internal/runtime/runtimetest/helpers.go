@@ -103,6 +103,18 @@ func NewID(t testing.TB, prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
+// CgroupDirs lists the cgroups named name at the top of each hierarchy
+// mounted under /sys/fs/cgroup (v1: /sys/fs/cgroup/*/name) or of the
+// unified one (v2: /sys/fs/cgroup/name), such as a driver's parent
+// cgroups, so that a test can check that none is left.
+func CgroupDirs(name string) []string {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name))
+	if st, err := os.Stat(filepath.Join("/sys/fs/cgroup", name)); err == nil && st.IsDir() {
+		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", name))
+	}
+	return dirs
+}
+
 // MinimalEtc writes a small /etc (users, groups, hosts, resolver and
 // loader configuration, the host's CA certificates) into a new temporary
 // directory and returns it, for use as an overlay lower dir. It holds no
