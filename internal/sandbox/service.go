@@ -273,7 +273,7 @@ func (s *Service) agent(id string) *agentclient.Client {
 		return c
 	}
 	if _, ok := s.ready[id]; !ok || s.stopping.Load() {
-		return s.agent(id)
+		return agentclient.New(s.dialer(id))
 	}
 	c := agentclient.NewPooled(s.dialer(id), agentIdleConns)
 	s.agents[id] = c
