@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -58,14 +57,6 @@ func agentMain(args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	// The agent's work per request is small and passes between a few
-	// goroutines (connection, driver pipes); with one P those hand-offs
-	// stay on one thread instead of waking (and spinning) others, which
-	// the throughput benchmark showed as futex/nanosleep time. Blocking
-	// syscalls still run beside it. GOMAXPROCS in the environment wins.
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1)
-	}
 
 	ln, err := agentListener(*listenFD, *listen)
 	if err != nil {
