@@ -23,10 +23,10 @@ import (
 // agentproto.MaxLine bytes may grow sixfold when JSON escapes it.
 const maxEventLine = 6*agentproto.MaxLine + 4096
 
-// eventBuffer is the read buffer of a request's connection. Most answers
-// are a few short lines; readLine joins longer ones. (A buffer per request
-// is allocated on the hot path: 64 KiB of it was most of the server's
-// allocations under load.)
+// eventBuffer is the read buffer of a connection (it stays with a kept
+// connection). Most answers are a few short lines; readLine joins longer
+// ones. (64 KiB per request was once most of the server's allocations
+// under load.)
 const eventBuffer = 4096
 
 // Dialer opens a new connection to one agent (for example a runtime
