@@ -203,7 +203,9 @@ func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	}
 }
 
-// handleConn reads one request from conn, answers it and closes conn.
+// handleConn answers the requests of conn and closes it. A connection
+// carries one request, or several one after another when they ask for
+// keep-alive (see agentproto.Request.KeepAlive).
 func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner, kern *kernel.Manager, procs, ptys *procTable) {
 	// Closing the connection is how Serve's shutdown reaches a running
 	// command: like a client that leaves, it ends the read that watches
@@ -214,58 +216,62 @@ func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner
 
 	br := bufio.NewReaderSize(conn, 4096)
 	w := newEventWriter(conn)
+	// Only the first request must come soon; a kept-alive connection may
+	// idle between requests (its client bounds how many it keeps).
 	_ = conn.SetReadDeadline(time.Now().Add(requestTimeout))
-	line, err := readRequestLine(br)
-	if err != nil {
-		if errors.Is(err, errdefs.ErrInvalidArgument) {
-			_ = w.writeFinal(errorEvent(err))
+	for {
+		line, err := readRequestLine(br)
+		if err != nil {
+			if errors.Is(err, errdefs.ErrInvalidArgument) {
+				_ = w.writeFinal(errorEvent(err))
+			}
+			// Otherwise the client went away or never spoke: nobody to
+			// answer.
+			return
 		}
-		// Otherwise the client went away or never spoke: nobody to answer.
-		return
-	}
-	_ = conn.SetReadDeadline(time.Time{})
+		_ = conn.SetReadDeadline(time.Time{})
 
-	req, err := decodeRequest(line)
-	if err != nil {
-		_ = w.writeFinal(errorEvent(err))
-		return
+		req, err := decodeRequest(line)
+		if err != nil {
+			_ = w.writeFinal(errorEvent(err))
+			return
+		}
+		w.keepAlive, w.ended = req.KeepAlive && agentproto.KeepAliveOp(req.Op), false
+		if !a.serveRequest(ctx, req, br, conn, w, sp, kern, procs, ptys) {
+			return
+		}
 	}
+}
 
+// serveRequest answers one request on conn and reports whether conn stays
+// open for the next one: only when w.keepAlive is set, the final event was
+// sent and the client is still there.
+func (a *Agent) serveRequest(ctx context.Context, req agentproto.Request, br *bufio.Reader, conn net.Conn, w *eventWriter, sp kernel.Spawner, kern *kernel.Manager, procs, ptys *procTable) bool {
 	switch req.Op {
 	case agentproto.OpPing:
-		_ = w.writeFinal(agentproto.Event{Type: agentproto.EventPong, Version: a.version})
+		_ = w.end(agentproto.Event{Type: agentproto.EventPong, Version: a.version})
+		return w.kept()
 	case agentproto.OpExec:
-		// The client sends nothing after its request; a read that returns
-		// means it closed the connection (or Serve closed it), which
-		// cancels the command.
+		// The client sends nothing during its request; a read that
+		// returns means it closed the connection (or Serve closed it),
+		// which cancels the command.
 		gone := make(chan struct{})
-		watchDone := make(chan struct{})
-		go func() {
-			defer close(watchDone)
-			_, _ = io.Copy(io.Discard, br)
-			close(gone)
-		}()
+		lw := watchLeave(conn, br, w.keepAlive, func() { close(gone) })
 		a.exec(w, req.Exec, sp, gone)
-		conn.Close()
-		<-watchDone
+		return finishWatched(conn, lw, w)
 	case agentproto.OpFileWrite, agentproto.OpFileRead, agentproto.OpFileStat, agentproto.OpFileList,
 		agentproto.OpFileRemove, agentproto.OpFileMkdir, agentproto.OpFileRename, agentproto.OpFileExists:
 		a.files.Serve(ctx, req.Op, req.File, br, conn)
 	case agentproto.OpFileWatch:
 		// Like exec: a read that returns means the client left.
 		wctx, cancel := context.WithCancel(ctx)
-		watchDone := make(chan struct{})
-		go func() {
-			defer close(watchDone)
-			_, _ = io.Copy(io.Discard, br)
-			cancel()
-		}()
+		lw := watchLeave(conn, br, false, cancel)
 		a.files.ServeWatch(wctx, req.File, conn)
 		cancel()
 		conn.Close()
-		<-watchDone
+		lw.wait()
 	case agentproto.OpContextCreate, agentproto.OpContextExec, agentproto.OpContextDelete, agentproto.OpContextList:
-		a.serveContext(ctx, req, br, conn, kern)
+		return a.serveContext(ctx, req, br, conn, w, kern)
 	case agentproto.OpProcStart, agentproto.OpProcList, agentproto.OpProcOutput, agentproto.OpProcStdin, agentproto.OpProcSignal, agentproto.OpProcKill:
 		a.serveProc(ctx, req, br, conn, procs)
 	case agentproto.OpPTYCreate, agentproto.OpPTYList, agentproto.OpPTYOutput, agentproto.OpPTYInput,
@@ -274,6 +280,20 @@ func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner
 	case agentproto.OpPortConnect:
 		a.servePort(ctx, req.Port, br, conn)
 	}
+	return false
+}
+
+// finishWatched ends a request whose connection lw watched and reports
+// whether the connection stays open: a kept-alive one whose final event
+// was sent and whose client is still there does; otherwise conn is
+// closed, which also ends the watch.
+func finishWatched(conn net.Conn, lw *leaveWatch, w *eventWriter) bool {
+	if w.kept() {
+		return lw.stop()
+	}
+	conn.Close()
+	lw.wait()
+	return false
 }
 
 // readRequestLine reads the request line: at most agentproto.MaxRequest
@@ -345,11 +365,17 @@ func errorEvent(err error) agentproto.Event {
 
 // eventWriter writes events as JSON lines through a buffer; flush sends the
 // buffer to the connection. The buffer is allocated on the first write,
-// so a writer that is never used costs nothing.
+// so a writer that is never used costs nothing. One writer serves the
+// requests of a kept-alive connection one after another.
 type eventWriter struct {
 	dst io.Writer
 	bw  *bufio.Writer
 	buf []byte
+	// keepAlive says that the current request keeps its connection open:
+	// end marks the final event so.
+	keepAlive bool
+	// ended is set once end has sent the current request's final event.
+	ended bool
 }
 
 func newEventWriter(w io.Writer) *eventWriter { return &eventWriter{dst: w} }
@@ -376,3 +402,16 @@ func (w *eventWriter) write(ev agentproto.Event, flush bool) error {
 
 // writeFinal writes ev and flushes.
 func (w *eventWriter) writeFinal(ev agentproto.Event) error { return w.write(ev, true) }
+
+// end sends the final event of the current request (any event type, rich
+// payloads included), marked KeepAlive when the connection is kept open.
+func (w *eventWriter) end(ev agentproto.Event) error {
+	ev.KeepAlive = w.keepAlive
+	err := writeContextEvent(w, ev, true)
+	w.ended = err == nil
+	return err
+}
+
+// kept reports whether the current request keeps its connection: it asked
+// to, and its final event was sent.
+func (w *eventWriter) kept() bool { return w.keepAlive && w.ended }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
@@ -45,35 +44,31 @@ func checkContextRequest(req agentproto.Request) error {
 	return nil
 }
 
-// serveContext answers one context op on conn.
-func (a *Agent) serveContext(ctx context.Context, req agentproto.Request, br *bufio.Reader, conn net.Conn, kern *kernel.Manager) {
-	w := newEventWriter(conn)
-	final := func(ev agentproto.Event, err error) {
+// serveContext answers one context op on conn through w and reports
+// whether conn stays open for the next request.
+func (a *Agent) serveContext(ctx context.Context, req agentproto.Request, br *bufio.Reader, conn net.Conn, w *eventWriter, kern *kernel.Manager) bool {
+	final := func(ev agentproto.Event, err error) bool {
 		if err != nil {
 			ev = errorEvent(err)
 		}
-		_ = writeContextEvent(w, ev, true)
+		_ = w.end(ev)
+		return w.kept()
 	}
 	switch req.Op {
 	case agentproto.OpContextCreate:
 		info, err := kern.Create(ctx, *req.ContextCreate)
-		final(agentproto.Event{Type: agentproto.EventContext, Context: &info}, err)
+		return final(agentproto.Event{Type: agentproto.EventContext, Context: &info}, err)
 	case agentproto.OpContextDelete:
 		info, err := kern.Delete(ctx, req.ContextDelete.ID)
-		final(agentproto.Event{Type: agentproto.EventContext, Context: &info}, err)
+		return final(agentproto.Event{Type: agentproto.EventContext, Context: &info}, err)
 	case agentproto.OpContextList:
-		final(agentproto.Event{Type: agentproto.EventContexts, Contexts: kern.List()}, nil)
+		return final(agentproto.Event{Type: agentproto.EventContexts, Contexts: kern.List()}, nil)
 	case agentproto.OpContextExec:
 		// As for exec, a read that returns means the client left: the run
 		// is interrupted (or leaves the queue).
 		runCtx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		watchDone := make(chan struct{})
-		go func() {
-			defer close(watchDone)
-			_, _ = io.Copy(io.Discard, br)
-			cancel()
-		}()
+		lw := watchLeave(conn, br, w.keepAlive, cancel)
 		sink := func(ev agentproto.Event, more bool) {
 			if runCtx.Err() != nil {
 				return
@@ -86,9 +81,9 @@ func (a *Agent) serveContext(ctx context.Context, req agentproto.Request, br *bu
 		if runCtx.Err() == nil {
 			final(agentproto.Event{Type: agentproto.EventDone, Done: &done, TS: time.Now().UnixMilli()}, err)
 		}
-		conn.Close()
-		<-watchDone
+		return finishWatched(conn, lw, w)
 	}
+	return false
 }
 
 // writeContextEvent writes ev; events with payloads that appendEvent does

@@ -223,9 +223,19 @@ func BenchmarkContextRoundTrip(b *testing.B) {
 		b.Fatal(r.err)
 	}
 	req := agentproto.ContextExecRequest{ID: "bench", Code: "x += 1"}
-	for b.Loop() {
-		if _, err := ta.client.ExecContext(ctx, req, nil); err != nil {
-			b.Fatal(err)
-		}
+	// A connection per run, and one kept alive between runs.
+	kept := agentclient.NewPooled(unixDialer(ta.sock), 1)
+	defer kept.Close()
+	for _, c := range []struct {
+		name   string
+		client *agentclient.Client
+	}{{"dial", ta.client}, {"kept", kept}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := c.client.ExecContext(ctx, req, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -48,6 +48,9 @@ func appendEvent(b []byte, ev agentproto.Event) []byte {
 	if ev.Exists {
 		b = append(b, `,"exists":true`...)
 	}
+	if ev.KeepAlive {
+		b = append(b, `,"keepAlive":true`...)
+	}
 	return append(b, '}', '\n')
 }
 

@@ -238,13 +238,13 @@ func exitCode(ws syscall.WaitStatus) int {
 func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp kernel.Spawner, gone <-chan struct{}) {
 	cmd, err := a.resolve(req)
 	if err != nil {
-		_ = w.writeFinal(errorEvent(err))
+		_ = w.end(errorEvent(err))
 		return
 	}
 
 	std, err := openStdio()
 	if err != nil {
-		_ = w.writeFinal(errorEvent(spawnError(req.Args[0], err)))
+		_ = w.end(errorEvent(spawnError(req.Args[0], err)))
 		return
 	}
 	attr := &syscall.ProcAttr{
@@ -257,7 +257,7 @@ func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp kernel.Spaw
 	std.closeChild()
 	if err != nil {
 		std.closeAgent()
-		_ = w.writeFinal(errorEvent(spawnError(req.Args[0], err)))
+		_ = w.end(errorEvent(spawnError(req.Args[0], err)))
 		return
 	}
 	defer std.closeAgent()
@@ -343,7 +343,7 @@ func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp kernel.Spaw
 		return
 	}
 	code := exitCode(ws)
-	_ = w.writeFinal(agentproto.Event{
+	_ = w.end(agentproto.Event{
 		Type:     agentproto.EventExit,
 		ExitCode: code,
 		TimedOut: timedOut && ws.Signaled(),

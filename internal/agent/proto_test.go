@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sdbx/sdbx/internal/agent"
 	"github.com/sdbx/sdbx/internal/agentproto"
@@ -100,4 +102,99 @@ func TestMalformedRequests(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestKeepAliveConnection speaks the protocol by hand on one connection:
+// requests that ask for keep-alive get a final event marked so and the
+// connection stays open for the next request; a request without it, or
+// of an op that ends with its connection, is answered and the connection
+// closed.
+func TestKeepAliveConnection(t *testing.T) {
+	ta := startAgent(t, agent.ReapChildren)
+	for _, last := range []string{
+		`{"op":"ping"}`,
+		`{"op":"file.exists","keepAlive":true,"file":{"path":"/"}}`,
+	} {
+		conn, err := net.Dial("unix", ta.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		// exchange sends one request line and returns the events up to
+		// and including the final one.
+		exchange := func(req string, final string) []agentproto.Event {
+			t.Helper()
+			if _, err := conn.Write([]byte(req + "\n")); err != nil {
+				t.Fatalf("send %s: %v", req, err)
+			}
+			var evs []agentproto.Event
+			for {
+				line, err := br.ReadBytes('\n')
+				if err != nil {
+					t.Fatalf("after %s: read: %v (events so far %+v)", req, err, evs)
+				}
+				var ev agentproto.Event
+				if err := json.Unmarshal(line, &ev); err != nil {
+					t.Fatalf("agent sent a line that is not JSON: %q", line)
+				}
+				evs = append(evs, ev)
+				if ev.Type == final || ev.Type == agentproto.EventError {
+					return evs
+				}
+			}
+		}
+		for i := range 3 {
+			evs := exchange(`{"op":"ping","keepAlive":true}`, agentproto.EventPong)
+			if len(evs) != 1 || !evs[0].KeepAlive {
+				t.Fatalf("ping %d on a kept connection = %+v, want a pong marked keepAlive", i, evs)
+			}
+			evs = exchange(`{"op":"exec","keepAlive":true,"exec":{"args":["/bin/echo","hi"]}}`, agentproto.EventExit)
+			exit := evs[len(evs)-1]
+			if len(evs) != 3 || evs[1].Data != "hi" || exit.Type != agentproto.EventExit || !exit.KeepAlive {
+				t.Fatalf("exec %d on a kept connection = %+v, want started, stdout hi, exit marked keepAlive", i, evs)
+			}
+			evs = exchange(`{"op":"exec","keepAlive":true,"exec":{"args":["/no/such/program"]}}`, agentproto.EventExit)
+			if len(evs) != 1 || evs[0].Type != agentproto.EventError || !evs[0].KeepAlive {
+				t.Fatalf("failed exec %d on a kept connection = %+v, want an error marked keepAlive", i, evs)
+			}
+		}
+		final := agentproto.EventPong
+		if strings.Contains(last, "file.exists") {
+			final = agentproto.EventFileExists
+		}
+		evs := exchange(last, final)
+		if len(evs) != 1 || evs[0].Type != final || evs[0].KeepAlive {
+			t.Fatalf("%s = %+v, want a %s not marked keepAlive", last, evs, final)
+		}
+		if extra, err := br.ReadBytes('\n'); err != io.EOF {
+			t.Fatalf("after %s the agent sent %q, %v; want the connection closed", last, extra, err)
+		}
+		conn.Close()
+	}
+}
+
+// TestKeepAliveClientLeaves checks that closing a kept-alive connection
+// during a request still cancels it: the command's process goes away.
+func TestKeepAliveClientLeaves(t *testing.T) {
+	ta := startAgent(t, agent.ReapChildren)
+	conn, err := net.Dial("unix", ta.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte(`{"op":"exec","keepAlive":true,"exec":{"args":["/bin/sleep","60"]}}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadBytes('\n')
+	var started agentproto.Event
+	if err != nil || json.Unmarshal(line, &started) != nil || started.Pid == 0 {
+		t.Fatalf("first event = %q, %v; want started with a pid", line, err)
+	}
+	conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for syscall.Kill(started.Pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d still runs after its kept-alive connection closed", started.Pid)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -1,17 +1,19 @@
 // Package agentclient is the server's client for the sdbx agent protocol
-// (package agentproto): it opens one connection per request through a
-// Dialer, sends the request and turns the agent's events into callbacks,
-// a final event and errors of the errdefs kinds.
+// (package agentproto): it opens connections through a Dialer, sends
+// requests and turns the agent's events into callbacks, a final event and
+// errors of the errdefs kinds. A client made by NewPooled keeps a few
+// connections open between requests (agentproto keep-alive); one made by
+// New uses a connection per request.
 package agentclient
 
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -21,24 +23,42 @@ import (
 // agentproto.MaxLine bytes may grow sixfold when JSON escapes it.
 const maxEventLine = 6*agentproto.MaxLine + 4096
 
-// eventBuffer is the read buffer of a request's connection. Most answers
-// are a few short lines; readLine joins longer ones. (A buffer per request
-// is allocated on the hot path: 64 KiB of it was most of the server's
-// allocations under load.)
+// eventBuffer is the read buffer of a connection (it stays with a kept
+// connection). Most answers are a few short lines; readLine joins longer
+// ones. (64 KiB per request was once most of the server's allocations
+// under load.)
 const eventBuffer = 4096
 
 // Dialer opens a new connection to one agent (for example a runtime
 // driver's Dial bound to a sandbox id).
 type Dialer func(ctx context.Context) (net.Conn, error)
 
-// Client talks to one agent. It is safe for concurrent use; every call
-// uses its own connection.
+// Client talks to one agent. It is safe for concurrent use; a connection
+// carries one request at a time, so concurrent requests use separate
+// connections.
 type Client struct {
 	dial Dialer
+	// maxIdle bounds the connections kept open between requests; 0
+	// means none (a connection per request).
+	maxIdle int
+
+	mu     sync.Mutex
+	idle   []*agentConn // kept-alive connections, most recent last
+	closed bool         // set by Close: no more connections are kept
 }
 
-// New returns a client that reaches its agent through dial.
+// New returns a client that reaches its agent through dial, with a new
+// connection for every request.
 func New(dial Dialer) *Client { return &Client{dial: dial} }
+
+// NewPooled returns a client that reaches its agent through dial and keeps
+// up to maxIdle connections open between requests: ping, exec and the
+// context ops reuse them when the agent supports keep-alive (an older
+// agent closes each connection, and the client simply dials again).
+// Close the client when its agent goes away.
+func NewPooled(dial Dialer, maxIdle int) *Client {
+	return &Client{dial: dial, maxIdle: max(maxIdle, 0)}
+}
 
 // Ping checks that the agent answers and returns its version.
 //
@@ -81,62 +101,14 @@ func (c *Client) Exec(ctx context.Context, req agentproto.ExecRequest, onEvent f
 	return ev, nil
 }
 
-// do sends req on a new connection and reads events until a final one,
-// which it returns. An error event becomes an error.
+// do runs ping or exec: started and output events go to onEvent, the
+// exit or pong event is returned.
 func (c *Client) do(ctx context.Context, req agentproto.Request, onEvent func(agentproto.Event)) (agentproto.Event, error) {
-	if err := ctx.Err(); err != nil {
-		return agentproto.Event{}, ctxError(err)
+	final := func(t string) bool { return t == agentproto.EventExit || t == agentproto.EventPong }
+	streamed := func(t string) bool {
+		return t == agentproto.EventStarted || t == agentproto.EventStdout || t == agentproto.EventStderr
 	}
-	conn, err := c.dial(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return agentproto.Event{}, ctxError(ctx.Err())
-		}
-		if errors.Is(err, errdefs.ErrUnavailable) {
-			return agentproto.Event{}, fmt.Errorf("dial: %w", err)
-		}
-		return agentproto.Event{}, fmt.Errorf("dial: %w: %w", errdefs.ErrUnavailable, err)
-	}
-	defer conn.Close()
-	// Closing the connection is the protocol's cancellation.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	line, err := json.Marshal(req)
-	if err != nil {
-		return agentproto.Event{}, fmt.Errorf("encode request: %v: %w", err, errdefs.ErrInvalidArgument)
-	}
-	if _, err := conn.Write(append(line, '\n')); err != nil {
-		return agentproto.Event{}, broken(ctx, "send request", err)
-	}
-
-	br := bufio.NewReaderSize(conn, eventBuffer)
-	var buf []byte
-	for {
-		buf, err = readLine(br, buf[:0], maxEventLine)
-		if errors.Is(err, errdefs.ErrInternal) {
-			return agentproto.Event{}, fmt.Errorf("read event: %w", err)
-		}
-		if err != nil {
-			return agentproto.Event{}, broken(ctx, "read event", err)
-		}
-		var ev agentproto.Event
-		if err := json.Unmarshal(buf, &ev); err != nil {
-			return agentproto.Event{}, fmt.Errorf("decode event: %v: %w", err, errdefs.ErrInternal)
-		}
-		switch ev.Type {
-		case agentproto.EventStarted, agentproto.EventStdout, agentproto.EventStderr:
-			if onEvent != nil {
-				onEvent(ev)
-			}
-		case agentproto.EventExit, agentproto.EventPong:
-			return ev, nil
-		case agentproto.EventError:
-			return agentproto.Event{}, &AgentError{Code: ev.ErrCode, Message: ev.Message}
-		default:
-			// An event type from a newer agent: skip it.
-		}
-	}
+	return c.roundTrip(ctx, req, maxEventLine, final, streamed, onEvent)
 }
 
 // readLine appends the next line of br (without its newline) to buf. A

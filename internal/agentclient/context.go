@@ -1,9 +1,7 @@
 package agentclient
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -101,60 +99,13 @@ func (c *Client) contextCall(ctx context.Context, req agentproto.Request, onEven
 	return c.exchange(ctx, req, isContextFinal, streamed, onEvent)
 }
 
-// exchange sends req on a new connection, passes the events for which
-// streamed holds to onEvent (when not nil) and returns the first event for
-// which final holds. An error event becomes an *AgentError; events of
-// other types (from a newer agent) are skipped. Ending ctx closes the
-// connection, which is the protocol's cancellation.
+// exchange runs req (see roundTrip) with room for rich results; errors
+// other than the agent's name the op.
 func (c *Client) exchange(ctx context.Context, req agentproto.Request, final, streamed func(string) bool, onEvent func(agentproto.Event)) (agentproto.Event, error) {
-	fail := func(err error) (agentproto.Event, error) {
-		return agentproto.Event{}, fmt.Errorf("agent %s: %w", req.Op, err)
+	ev, err := c.roundTrip(ctx, req, maxContextLine, final, streamed, onEvent)
+	var agentErr *AgentError
+	if err != nil && !errors.As(err, &agentErr) {
+		return ev, fmt.Errorf("agent %s: %w", req.Op, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return fail(ctxError(err))
-	}
-	conn, err := c.dial(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return fail(ctxError(ctx.Err()))
-		}
-		if errors.Is(err, errdefs.ErrUnavailable) {
-			return fail(fmt.Errorf("dial: %w", err))
-		}
-		return fail(fmt.Errorf("dial: %w: %w", errdefs.ErrUnavailable, err))
-	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
-
-	line, err := json.Marshal(req)
-	if err != nil {
-		return fail(fmt.Errorf("encode request: %v: %w", err, errdefs.ErrInvalidArgument))
-	}
-	if _, err := conn.Write(append(line, '\n')); err != nil {
-		return fail(broken(ctx, "send request", err))
-	}
-	br := bufio.NewReaderSize(conn, eventBuffer)
-	var buf []byte
-	for {
-		buf, err = readLine(br, buf[:0], maxContextLine)
-		if err != nil {
-			if errors.Is(err, errdefs.ErrInternal) {
-				return fail(err)
-			}
-			return fail(broken(ctx, "read event", err))
-		}
-		var ev agentproto.Event
-		if err := json.Unmarshal(buf, &ev); err != nil {
-			return fail(fmt.Errorf("decode event: %v: %w", err, errdefs.ErrInternal))
-		}
-		switch {
-		case ev.Type == agentproto.EventError:
-			return agentproto.Event{}, &AgentError{Code: ev.ErrCode, Message: ev.Message}
-		case final(ev.Type):
-			return ev, nil
-		case streamed(ev.Type) && onEvent != nil:
-			onEvent(ev)
-		}
-	}
+	return ev, err
 }

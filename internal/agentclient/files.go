@@ -357,15 +357,12 @@ func (c *Client) startFile(ctx context.Context, op string, req agentproto.FileRe
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(err)
 	}
-	conn, err := c.dial(ctx)
+	conn, err := c.dialAgent(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctxError(ctx.Err())
+			return nil, err
 		}
-		if errors.Is(err, errdefs.ErrUnavailable) {
-			return nil, fmt.Errorf("agent %s: dial: %w", op, err)
-		}
-		return nil, fmt.Errorf("agent %s: dial: %w: %w", op, errdefs.ErrUnavailable, err)
+		return nil, fmt.Errorf("agent %s: %w", op, err)
 	}
 	fc := &fileConn{ctx: ctx, op: op, conn: conn, br: bufio.NewReaderSize(conn, 64*1024)}
 	// Closing the connection is the protocol's cancellation.

@@ -27,15 +27,12 @@ func (c *Client) DialPort(ctx context.Context, port int) (net.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(err)
 	}
-	conn, err := c.dial(ctx)
+	conn, err := c.dialAgent(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctxError(ctx.Err())
+			return nil, err
 		}
-		if errors.Is(err, errdefs.ErrUnavailable) {
-			return nil, fmt.Errorf("agent %s: dial: %w", agentproto.OpPortConnect, err)
-		}
-		return nil, fmt.Errorf("agent %s: dial: %w: %w", agentproto.OpPortConnect, errdefs.ErrUnavailable, err)
+		return nil, fmt.Errorf("agent %s: %w", agentproto.OpPortConnect, err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	tc, err := handshakePort(ctx, conn, port)

@@ -1,19 +1,24 @@
 // Package agentproto is the wire protocol between the sdbx server and the
 // agent that runs as PID 1 inside every sandbox.
 //
-// The protocol is one request per connection, over any stream transport (a
-// unix socket for the linux runtime, TCP for pod-based runtimes):
+// The protocol runs over any stream transport (a unix socket for the linux
+// runtime, TCP for pod-based runtimes). A connection carries one request
+// at a time:
 //
 //  1. The client opens a connection and writes one Request as a JSON line.
 //  2. The agent answers with Event JSON lines until a final event (Exit,
-//     Pong or Error), then closes the connection.
-//  3. Closing the connection early cancels the request: a running command's
-//     process group is killed. The agent notices through a read that
-//     returns, so a half-close (shutting down only the client's write
-//     side) cancels too: keep the connection open until the final event.
+//     Pong, Error, or the final event of the op), then closes the
+//     connection — unless the request asked for keep-alive and the final
+//     event says KeepAlive: then the connection stays open and the client
+//     may write its next request on it (see Request.KeepAlive).
+//  3. Closing the connection before the final event cancels the request: a
+//     running command's process group is killed. The agent notices
+//     through a read that returns, so a half-close (shutting down only the
+//     client's write side) cancels too: keep the connection open until the
+//     final event.
 //
-// Because each request owns its connection, streams need no multiplexing
-// and cancellation needs no extra message.
+// Because a request owns its connection until its final event, streams
+// need no multiplexing and cancellation needs no extra message.
 package agentproto
 
 // Ops a Request can name.
@@ -22,10 +27,18 @@ const (
 	OpExec = "exec"
 )
 
-// Request is the single JSON line a client sends on a new connection.
+// Request is the JSON line a client sends to start a request.
 type Request struct {
-	Op   string       `json:"op"`
-	Exec *ExecRequest `json:"exec,omitempty"`
+	Op string `json:"op"`
+	// KeepAlive asks the agent to keep the connection open after the
+	// request's final event. An agent that does so marks that final event
+	// KeepAlive; otherwise (an older agent, an op that ends with its
+	// connection) it closes the connection as usual, and the client dials
+	// anew for its next request. While a kept-alive request runs the
+	// client writes nothing: the agent reads the connection only to notice
+	// that the client left. KeepAliveOp says which ops honour it.
+	KeepAlive bool         `json:"keepAlive,omitempty"`
+	Exec      *ExecRequest `json:"exec,omitempty"`
 	// Requests of the context ops (see context.go).
 	ContextCreate *ContextCreateRequest `json:"contextCreate,omitempty"`
 	ContextExec   *ContextExecRequest   `json:"contextExec,omitempty"`
@@ -90,6 +103,20 @@ type Event struct {
 	Proc    *ProcPayload `json:"proc,omitempty"` // payload of the proc events (see procs.go)
 	// Change is the payload of EventFileChange (see watch.go).
 	Change *Change `json:"change,omitempty"`
+	// KeepAlive, on a final event, says that the agent keeps the
+	// connection open for the client's next request.
+	KeepAlive bool `json:"keepAlive,omitempty"`
+}
+
+// KeepAliveOp reports whether the agent honours Request.KeepAlive for op:
+// ping, exec and the context ops. The other ops end with their connection
+// (streams such as watch, follow and port connections) or are rare.
+func KeepAliveOp(op string) bool {
+	switch op {
+	case OpPing, OpExec, OpContextCreate, OpContextExec, OpContextDelete, OpContextList:
+		return true
+	}
+	return false
 }
 
 // MaxLine is the longest output line the agent sends in one event.

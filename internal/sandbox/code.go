@@ -107,7 +107,7 @@ func (s *Service) runInContext(ctx context.Context, sb Sandbox, tmpl template.Te
 			onEvent(out)
 		}
 	}
-	client := agentclient.New(s.dialer(sb.ID))
+	client := s.agent(sb.ID)
 	exec := agentproto.ContextExecRequest{ID: cc.ID, Code: req.Code, Env: req.Env, TimeoutMs: timeout.Milliseconds()}
 	start := time.Now()
 	d, err := client.ExecContext(ctx, exec, handle)
@@ -248,7 +248,7 @@ func (s *Service) createContext(ctx context.Context, sb Sandbox, tmpl template.T
 		Cwd: cmp.Or(opts.Cwd, tmpl.DefaultCwd, "/workspace"), EnvVars: copyEnv(opts.Env),
 		CreatedAt: time.Now().UTC(), Default: isDefault,
 	}
-	client := agentclient.New(s.dialer(sb.ID))
+	client := s.agent(sb.ID)
 	// The record is written while the interpreter starts; a record whose
 	// interpreter is missing is started again from it on its next run.
 	recorded := make(chan error, 1)
@@ -310,7 +310,7 @@ func (s *Service) DeleteContext(ctx context.Context, tenant, contextID string) e
 		return fmt.Errorf("context %s: %w", contextID, errdefs.ErrNotFound)
 	}
 	if sb.Status == StatusReady || sb.Status == StatusRunning {
-		_, err := agentclient.New(s.dialer(sb.ID)).DeleteContext(ctx, cc.ID)
+		_, err := s.agent(sb.ID).DeleteContext(ctx, cc.ID)
 		if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			return fmt.Errorf("delete context %s: %w", cc.ID, err)
 		}

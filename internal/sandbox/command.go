@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/sdbx/sdbx/internal/agentclient"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 	"github.com/sdbx/sdbx/internal/template"
@@ -87,7 +86,7 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	var kept int
 	start := time.Now()
 	exec.TimeoutMs = timeout.Milliseconds()
-	exit, err := agentclient.New(s.dialer(id)).Exec(ctx, exec,
+	exit, err := s.agent(id).Exec(ctx, exec,
 		func(ev agentproto.Event) {
 			var lines *[]string
 			switch ev.Type {

@@ -93,7 +93,7 @@ func (s *Service) ListFiles(ctx context.Context, tenant, sandboxID, dir string) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
 	defer cancel()
-	entries, err := agentclient.New(s.dialer(sandboxID)).ListFiles(ctx, dir)
+	entries, err := s.agent(sandboxID).ListFiles(ctx, dir)
 	if err != nil {
 		return FileList{}, fileOpError(ctx, "list", dir, err)
 	}
@@ -177,7 +177,7 @@ func (s *Service) fileAgent(ctx context.Context, tenant, id string) (*agentclien
 	if _, err := s.running(ctx, tenant, id); err != nil {
 		return nil, err
 	}
-	return agentclient.New(s.dialer(id)), nil
+	return s.agent(id), nil
 }
 
 // fileOpError explains err; a passed deadline is said so.

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sdbx/sdbx/internal/agentclient"
 	"github.com/sdbx/sdbx/internal/runtime"
 )
 
@@ -146,7 +145,7 @@ func (s *Service) claimPooled(ctx context.Context, templateID string, network ru
 			return ""
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := agentclient.New(s.dialer(id)).Ping(pctx)
+		_, err := s.agent(id).Ping(pctx)
 		cancel()
 		if err == nil && !sameNetwork(network, s.poolNetwork()) {
 			err = setter.SetNetwork(ctx, id, network)
@@ -233,7 +232,7 @@ func (s *Service) prewarm(ctx context.Context, id string, tmpl template.Template
 		ID: "ctx-" + strings.TrimPrefix(ctxID, "sb-"), SandboxID: id, Language: language,
 		Cwd: cmp.Or(tmpl.DefaultCwd, "/workspace"), EnvVars: map[string]string{}, Default: true,
 	}
-	if err := s.startAgentContext(ctx, agentclient.New(s.dialer(id)), Sandbox{ID: id}, tmpl, cc); err != nil {
+	if err := s.startAgentContext(ctx, s.agent(id), Sandbox{ID: id}, tmpl, cc); err != nil {
 		s.log.Warn("prewarm context of pooled sandbox", "sandbox_id", id, "err", err)
 		return nil
 	}
@@ -251,7 +250,7 @@ func (s *Service) adoptWarmContext(ctx context.Context, sb Sandbox) {
 		return
 	}
 	if len(sb.EnvVars) > 0 {
-		if _, err := agentclient.New(s.dialer(sb.ID)).DeleteContext(ctx, cc.ID); err != nil {
+		if _, err := s.agent(sb.ID).DeleteContext(ctx, cc.ID); err != nil {
 			s.log.Warn("stop prewarmed context", "sandbox_id", sb.ID, "context_id", cc.ID, "err", err)
 		}
 		return

@@ -26,7 +26,7 @@ func (s *Service) DialPort(ctx context.Context, tenant, sandboxID string, port i
 	if _, err := s.running(ctx, tenant, sandboxID); err != nil {
 		return nil, err
 	}
-	conn, err := agentclient.New(s.dialer(sandboxID)).DialPort(ctx, port)
+	conn, err := s.agent(sandboxID).DialPort(ctx, port)
 	if err != nil {
 		var agentErr *agentclient.AgentError
 		if errors.As(err, &agentErr) && errors.Is(err, errdefs.ErrUnavailable) {

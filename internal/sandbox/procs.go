@@ -70,7 +70,7 @@ func (s *Service) StartProcess(ctx context.Context, tenant, id string, req Comma
 	if err != nil {
 		return Process{}, err
 	}
-	info, err := agentclient.New(s.dialer(id)).StartProcess(ctx, agentproto.ProcRequest{Args: exec.Args, Env: exec.Env, Cwd: exec.Cwd})
+	info, err := s.agent(id).StartProcess(ctx, agentproto.ProcRequest{Args: exec.Args, Env: exec.Env, Cwd: exec.Cwd})
 	if err != nil {
 		return Process{}, err
 	}
@@ -87,7 +87,7 @@ func (s *Service) listProcs(ctx context.Context, tenant, id string, list func(*a
 	if _, err := s.running(ctx, tenant, id); err != nil {
 		return nil, err
 	}
-	infos, err := list(agentclient.New(s.dialer(id)), ctx)
+	infos, err := list(s.agent(id), ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (s *Service) procOutput(ctx context.Context, tenant, id, procID string, off
 	}
 	ctx, done := s.track(ctx, id)
 	defer done()
-	pl, err := call(agentclient.New(s.dialer(id)), ctx, procID, offset, follow, func(pl agentproto.ProcPayload) {
+	pl, err := call(s.agent(id), ctx, procID, offset, follow, func(pl agentproto.ProcPayload) {
 		if onChunk != nil {
 			onChunk(ProcessChunk{Stream: pl.Stream, Data: string(pl.Data), Offset: pl.Offset, Lost: pl.Lost})
 		}
@@ -169,7 +169,7 @@ func (s *Service) procOp(ctx context.Context, tenant, id, procID string, call fu
 	if _, err := s.running(ctx, tenant, id); err != nil {
 		return Process{}, err
 	}
-	info, err := call(agentclient.New(s.dialer(id)))
+	info, err := call(s.agent(id))
 	if err != nil {
 		return Process{}, err
 	}

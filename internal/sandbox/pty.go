@@ -57,7 +57,7 @@ func (s *Service) CreatePTY(ctx context.Context, tenant, id string, req PTYReque
 	if shell {
 		exec.Args = nil
 	}
-	info, err := agentclient.New(s.dialer(id)).CreatePTY(ctx, agentproto.ProcRequest{
+	info, err := s.agent(id).CreatePTY(ctx, agentproto.ProcRequest{
 		Args: exec.Args, Env: exec.Env, Cwd: exec.Cwd, Cols: req.Cols, Rows: req.Rows,
 	})
 	if err != nil {

@@ -93,6 +93,9 @@ type Service struct {
 	defaults map[string]CodeContext
 	// ready caches the records of ready sandboxes (see remember).
 	ready map[string]Sandbox
+	// agents holds the pooled agent clients of ready sandboxes (see
+	// agent); dropping a sandbox from ready closes its client.
+	agents map[string]*agentclient.Client
 	// runs counts the execution slots each tenant holds (see acquireRuns).
 	runs map[string]int
 	// diskErr says why Resources.DiskMB is not enforced; nil when it is.
@@ -128,7 +131,8 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
 		defaults: map[string]CodeContext{}, ready: map[string]Sandbox{},
-		runs: map[string]int{},
+		agents: map[string]*agentclient.Client{},
+		runs:   map[string]int{},
 	}
 	s.base, s.shutdown = context.WithCancel(context.Background())
 	return s
@@ -140,6 +144,13 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 func (s *Service) Shutdown() {
 	s.stopping.Store(true)
 	s.shutdown()
+	s.mu.Lock()
+	agents := s.agents
+	s.agents = map[string]*agentclient.Client{}
+	s.mu.Unlock()
+	for _, c := range agents {
+		c.Close()
+	}
 }
 
 // Create validates opts, records the sandbox and starts it. It returns the
@@ -225,8 +236,48 @@ func (s *Service) remember(sb Sandbox) {
 
 func (s *Service) dropReady(id string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	c := s.unready(id)
+	s.mu.Unlock()
+	closeAgent(c)
+}
+
+// unready forgets the record of a sandbox that is no longer ready and
+// returns its pooled agent client (nil when none), which the caller
+// closes (closeAgent) after unlocking s.mu. s.mu must be held.
+func (s *Service) unready(id string) *agentclient.Client {
 	delete(s.ready, id)
+	c := s.agents[id]
+	delete(s.agents, id)
+	return c
+}
+
+func closeAgent(c *agentclient.Client) {
+	if c != nil {
+		c.Close()
+	}
+}
+
+// agentIdleConns bounds the connections kept open to one sandbox's agent
+// between requests (the benchmarks run 4 clients per sandbox).
+const agentIdleConns = 4
+
+// agent returns the client of a sandbox's agent. A ready sandbox's client
+// is shared and keeps connections open between requests; it is closed
+// when the sandbox stops being ready (dropReady, terminate, Shutdown).
+// Other sandboxes get a client that opens a connection per request, so
+// nothing is kept for a sandbox that is going away.
+func (s *Service) agent(id string) *agentclient.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.agents[id]; c != nil {
+		return c
+	}
+	if _, ok := s.ready[id]; !ok || s.stopping.Load() {
+		return agentclient.New(s.dialer(id))
+	}
+	c := agentclient.NewPooled(s.dialer(id), agentIdleConns)
+	s.agents[id] = c
+	return c
 }
 
 // limits returns the limits of a new sandbox: the request's, checked
@@ -397,7 +448,7 @@ func (s *Service) Delete(ctx context.Context, tenant, id string) error {
 func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) error {
 	ctx = context.WithoutCancel(ctx)
 	s.mu.Lock()
-	delete(s.ready, sb.ID)
+	agent := s.unready(sb.ID)
 	if l := s.live[sb.ID]; l != nil {
 		l.cancel()
 	}
@@ -412,6 +463,7 @@ func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) erro
 		}
 	}
 	s.mu.Unlock()
+	closeAgent(agent)
 	if err := s.driver.Delete(ctx, sb.ID); err != nil {
 		s.log.Error("delete sandbox", "sandbox_id", sb.ID, "err", err)
 		return fmt.Errorf("delete sandbox %s: %w", sb.ID, errdefs.ErrUnavailable)
@@ -493,7 +545,7 @@ func (s *Service) Recover(ctx context.Context) error {
 			// never left with a wider one.
 			if nerr := s.restoreNetwork(ctx, sb); nerr != nil {
 				s.log.Error("restore sandbox network", "sandbox_id", sb.ID, "err", nerr)
-			} else if _, err := agentclient.New(s.dialer(sb.ID)).Ping(ctx); err == nil {
+			} else if _, err := s.agent(sb.ID).Ping(ctx); err == nil {
 				sb.Status = StatusReady
 				s.remember(sb)
 				s.log.Info("adopted running sandbox", "sandbox_id", sb.ID)

@@ -73,7 +73,7 @@ func (s *Service) WatchDir(ctx context.Context, tenant, sandboxID, path string, 
 	if err != nil {
 		return nil, err
 	}
-	dw, err := agentclient.New(s.dialer(sandboxID)).WatchDir(wctx, agentproto.FileRequest{Path: path, Recursive: opts.Recursive})
+	dw, err := s.agent(sandboxID).WatchDir(wctx, agentproto.FileRequest{Path: path, Recursive: opts.Recursive})
 	if err != nil {
 		err = s.watchError(wctx, sandboxID, err)
 		release()

@@ -241,7 +241,12 @@ func TestCLIFilesWatch(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
+	// Stop the CLI before waiting for it: a failing test would otherwise
+	// wait for it forever (deferred calls run last-in first-out).
+	defer func() {
+		cancel()
+		_ = cmd.Wait()
+	}()
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
