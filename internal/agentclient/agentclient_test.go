@@ -25,13 +25,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeAgent serves each connection on a unix socket with handle, which gets
-// the decoded request and the connection to answer on.
-type fakeAgent struct {
-	sock string
-}
-
-func startFake(t *testing.T, handle func(req agentproto.Request, conn net.Conn, br *bufio.Reader)) *fakeAgent {
+// listenTemp listens on a unix socket in a temporary directory (short
+// enough for sun_path, unlike t.TempDir()), removed at the end of the test.
+func listenTemp(t *testing.T) (string, net.Listener) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sdbx-client-")
 	if err != nil {
@@ -43,6 +39,18 @@ func startFake(t *testing.T, handle func(req agentproto.Request, conn net.Conn, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sock, ln
+}
+
+// fakeAgent serves each connection on a unix socket with handle, which gets
+// the decoded request and the connection to answer on.
+type fakeAgent struct {
+	sock string
+}
+
+func startFake(t *testing.T, handle func(req agentproto.Request, conn net.Conn, br *bufio.Reader)) *fakeAgent {
+	t.Helper()
+	sock, ln := listenTemp(t)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -172,16 +171,7 @@ func TestKeepAliveConcurrent(t *testing.T) {
 // with serve, which returns whether the connection stays open.
 func keptFake(t *testing.T, serve func(n int, req agentproto.Request, conn net.Conn) bool) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sdbx-client-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "a.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sock, ln := listenTemp(t)
 	var wg sync.WaitGroup
 	var served atomic.Int64
 	var mu sync.Mutex
