@@ -25,26 +25,27 @@
 # message reaches the client before it. "sync" is left out when a marker
 # could not be written.
 #
-# Only the standard library is imported at start; asyncio, textwrap and
-# matplotlib are used only once the code needs them.
+# Only modules the interpreter has loaded anyway, or C modules, are
+# imported at start, so that a context is ready soon after the interpreter:
+# _ast and _signal instead of ast and signal (whose enums cost milliseconds),
+# _json's scanner and string encoder instead of json. json, traceback,
+# asyncio, textwrap and matplotlib are imported only once a run needs them;
+# linecache is filled with the cells' sources when something imports it.
 
+import _ast
+import _signal
 import _thread
-import ast
 import binascii
 import builtins
 import io
-import json
-import linecache
 import os
-import signal
 import sys
-import traceback
 import types
 
 REQ_FD, MSG_FD, OUT_FD, ERR_FD = 3, 4, 5, 6
 DRIVER_FILE = "<sdbx-driver>"
 CO_COROUTINE = 0x80
-TOP_LEVEL_AWAIT = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+TOP_LEVEL_AWAIT = getattr(_ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
 MAIN_THREAD = _thread.get_ident()
 DRIVER_PID = os.getpid()
 TOKEN = os.environ.pop("SDBX_KERNEL_TOKEN", "").encode("ascii", "replace")
@@ -103,7 +104,38 @@ def _flush_streams():
             pass
 
 
+try:
+    from _json import encode_basestring_ascii as _json_str
+    from _json import make_scanner as _make_scanner
+except ImportError:
+    _json_str = _make_scanner = None
+
+
+def _flat_json(msg):
+    # The JSON that json.dumps would write for a message whose values are
+    # strings, ints or None (ready, done, error), or None for any other.
+    if _json_str is None:
+        return None
+    parts = []
+    for k, v in msg.items():
+        if type(v) is str:
+            v = _json_str(v)
+        elif type(v) is int:
+            v = str(v)
+        elif v is None:
+            v = "null"
+        else:
+            return None
+        parts.append(_json_str(k) + ": " + v)
+    return "{" + ", ".join(parts) + "}"
+
+
 def _dumps(msg):
+    line = _flat_json(msg)
+    if line is not None:
+        return line
+    import json
+
     try:
         return json.dumps(msg, allow_nan=False, default=str)
     except ValueError:
@@ -112,6 +144,45 @@ def _dumps(msg):
         if isinstance(data, dict):
             data.pop("application/json", None)
         return json.dumps(msg, default=str)
+
+
+class _ScanContext:
+    # What json.JSONDecoder gives _json's scanner, with json.loads' defaults.
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+    memo = {}
+
+
+def _request_decoder():
+    # json.loads for one request line, through _json's scanner when there is
+    # one (the json module would import re and enum).
+    scan = None
+    if _make_scanner is not None:
+        try:
+            scan = _make_scanner(_ScanContext())
+        except Exception:
+            scan = None
+    if scan is None:
+        import json
+
+        return json.loads
+
+    def loads(line):
+        s = line.decode("utf-8")
+        i = len(s) - len(s.lstrip(" \t\n\r"))
+        try:
+            obj, end = scan(s, i)
+        except StopIteration:
+            raise ValueError("request is not JSON") from None
+        if s[end:].strip(" \t\n\r"):
+            raise ValueError("extra data after the request")
+        return obj
+
+    return loads
 
 
 def _send(msg):
@@ -299,11 +370,37 @@ def _patch_pyplot(plt):
     plt.show = show
 
 
-class _PatchingLoader:
-    """Runs matplotlib.pyplot's own loader, then patches plt.show."""
+# Sources of the cells run so far, by file name, as linecache entries: kept
+# here until something imports linecache, then in linecache.cache.
+_CELLS = {}
 
-    def __init__(self, inner):
+
+def _remember_cell(filename, src):
+    entry = (len(src), None, src.splitlines(True), filename)
+    lc = sys.modules.get("linecache")
+    if lc is not None and isinstance(getattr(lc, "cache", None), dict):
+        lc.cache.update(_CELLS)
+        _CELLS.clear()
+        lc.cache[filename] = entry
+    else:
+        _CELLS[filename] = entry
+
+
+def _patch_linecache(lc):
+    lc.cache.update(_CELLS)
+    _CELLS.clear()
+
+
+# Modules patched right after they are imported.
+_PATCHES = {"matplotlib.pyplot": _patch_pyplot, "linecache": _patch_linecache}
+
+
+class _PatchingLoader:
+    """Runs a module's own loader, then patches the module."""
+
+    def __init__(self, inner, patch):
         self._inner = inner
+        self._patch = patch
 
     def create_module(self, spec):
         return self._inner.create_module(spec)
@@ -311,7 +408,7 @@ class _PatchingLoader:
     def exec_module(self, module):
         self._inner.exec_module(module)
         try:
-            _patch_pyplot(module)
+            self._patch(module)
         except Exception:
             pass
 
@@ -319,11 +416,12 @@ class _PatchingLoader:
         return getattr(self._inner, name)
 
 
-class _PyplotFinder:
-    """Import hook that patches matplotlib.pyplot when the code imports it."""
+class _PatchingFinder:
+    """Import hook that patches the modules of _PATCHES when imported."""
 
     def find_spec(self, name, path, target=None):
-        if name != "matplotlib.pyplot":
+        patch = _PATCHES.get(name)
+        if patch is None:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -334,7 +432,7 @@ class _PyplotFinder:
         else:
             return None
         if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-            spec.loader = _PatchingLoader(spec.loader)
+            spec.loader = _PatchingLoader(spec.loader, patch)
         return spec
 
     def invalidate_caches(self):
@@ -357,17 +455,17 @@ def _dedent(src):
 
 def _compile(src, filename):
     """Returns (body code, last-expression code or None, suppressed)."""
-    flags = ast.PyCF_ONLY_AST | TOP_LEVEL_AWAIT
+    flags = _ast.PyCF_ONLY_AST | TOP_LEVEL_AWAIT
     tree = compile(src, filename, "exec", flags=flags, dont_inherit=True)
     last = None
     suppress = False
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    if tree.body and isinstance(tree.body[-1], _ast.Expr):
         node = tree.body.pop()
         lines = src.splitlines()
         if node.end_lineno is not None and node.end_lineno <= len(lines):
             rest = lines[node.end_lineno - 1].encode("utf-8")[node.end_col_offset :]
             suppress = rest.decode("utf-8", "replace").lstrip().startswith(";")
-        last = compile(ast.Expression(body=node.value), filename, "eval", flags=TOP_LEVEL_AWAIT, dont_inherit=True)
+        last = compile(_ast.Expression(body=node.value), filename, "eval", flags=TOP_LEVEL_AWAIT, dont_inherit=True)
     body = compile(tree, filename, "exec", flags=TOP_LEVEL_AWAIT, dont_inherit=True)
     return body, last, suppress
 
@@ -396,6 +494,8 @@ def _run(code, ns):
 
 
 def _traceback(e):
+    import traceback
+
     tb = e.__traceback__
     cell = tb
     while cell is not None and not cell.tb_frame.f_code.co_filename.startswith("<cell-"):
@@ -421,6 +521,8 @@ def _drop_driver_frames(te, seen):
     seen.add(id(te))
     frames = [f for f in te.stack if f.filename != DRIVER_FILE]
     if len(frames) != len(te.stack):
+        import traceback
+
         te.stack = traceback.StackSummary.from_list(frames)
     _drop_driver_frames(te.__cause__, seen)
     _drop_driver_frames(te.__context__, seen)
@@ -442,7 +544,7 @@ def _send_error(e):
 def _execute(code, count, ns):
     filename = "<cell-%d>" % count
     src = _dedent(code)
-    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    _remember_cell(filename, src)
     S.running = True
     try:
         body, last, suppress = _compile(src, filename)
@@ -471,8 +573,8 @@ def _run_request(req, ns):
     S.exec_id = req.get("id")
     # Code that ignored SIGINT, or gave it back its default (which would
     # kill the interpreter), must not stop the next runs' interrupts.
-    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
-        signal.signal(signal.SIGINT, _on_sigint)
+    if _signal.getsignal(_signal.SIGINT) in (_signal.SIG_IGN, _signal.SIG_DFL, None):
+        _signal.signal(_signal.SIGINT, _on_sigint)
     env = req.get("env") or {}
     saved = {}
     for k, v in env.items():
@@ -507,7 +609,7 @@ def _main():
             pass
     os.environ.setdefault("MPLBACKEND", "Agg")
     sys.argv = [""]
-    sys.meta_path.insert(0, _PyplotFinder())
+    sys.meta_path.insert(0, _PatchingFinder())
 
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
@@ -515,15 +617,16 @@ def _main():
     builtins.display = display
     ns = main.__dict__
 
-    signal.signal(signal.SIGINT, _on_sigint)
+    _signal.signal(_signal.SIGINT, _on_sigint)
     requests = open(REQ_FD, "rb", closefd=False)
-    _write_all(MSG_FD, (json.dumps({"type": "ready", "pid": os.getpid(), "version": sys.version.split()[0]}) + "\n").encode())
+    loads = _request_decoder()
+    _write_all(MSG_FD, (_dumps({"type": "ready", "pid": os.getpid(), "version": sys.version.split()[0]}) + "\n").encode())
     while True:
         try:
             line = requests.readline()
             if not line:
                 break
-            req = json.loads(line)
+            req = loads(line)
             if req.get("type") == "execute":
                 _run_request(req, ns)
         except KeyboardInterrupt:
