@@ -320,3 +320,34 @@ func sameJSON(raw json.RawMessage, want string) bool {
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
 }
+
+// TestPythonLazyModules checks that the driver starts without the modules
+// it imports only when needed, and that what they serve still works when
+// the code itself brings them in: the code's own tracebacks show the
+// source of earlier cells and of the running one, and non-ASCII requests
+// and results pass through the driver's JSON shortcuts.
+func TestPythonLazyModules(t *testing.T) {
+	t.Parallel()
+	m := newTestManager(t)
+	id := newContext(t, m, agentproto.LanguagePython)
+	r := mustRun(t, m, id, "import sys\nprint(sorted(m for m in ('ast', 'json', 'linecache', 'signal', 'traceback', 're', 'enum') if m in sys.modules))")
+	if got := r.stdout(); !slices.Equal(got, []string{"[]"}) {
+		t.Errorf("modules loaded at start = %q, want none", got)
+	}
+	mustRun(t, m, id, "def f():\n    raise KeyError('in f')")
+	r = mustRun(t, m, id, "import traceback\ntry:\n    f()  # call site\nexcept KeyError:\n    print(traceback.format_exc())")
+	if out := strings.Join(r.stdout(), "\n"); !containsAll(out, "f()  # call site", "raise KeyError('in f')", "KeyError: 'in f'") {
+		t.Errorf("traceback printed by the code lacks the cells' source:\n%s", out)
+	}
+	r = mustRun(t, m, id, "s = 'héllo ✓ \\u2028 \"q\"'\nprint(s)\ns")
+	if got := r.stdout(); !slices.Equal(got, []string{"héllo ✓ \u2028 \"q\""}) {
+		t.Errorf("stdout = %q", got)
+	}
+	if res := r.results(); len(res) != 1 || res[0].Text != `'héllo ✓ \u2028 "q"'` {
+		t.Errorf("results = %v", r)
+	}
+	r = execute(t, m, id, "raise ValueError('ünïcode')", 0)
+	if exc := r.exceptions(); len(exc) != 1 || exc[0].Value != "ünïcode" || !strings.Contains(exc[0].Traceback, "raise ValueError('ünïcode')") {
+		t.Errorf("error = %v", r)
+	}
+}
