@@ -350,4 +350,12 @@ func TestPythonLazyModules(t *testing.T) {
 	if exc := r.exceptions(); len(exc) != 1 || exc[0].Value != "ünïcode" || !strings.Contains(exc[0].Traceback, "raise ValueError('ünïcode')") {
 		t.Errorf("error = %v", r)
 	}
+
+	// inspect finds a cell's source too when it is what imports linecache.
+	id2 := newContext(t, m, agentproto.LanguagePython)
+	mustRun(t, m, id2, "def g():\n    return 'source of g'")
+	r = mustRun(t, m, id2, "import inspect\nprint(inspect.getsource(g), end='')")
+	if got := r.stdout(); !slices.Equal(got, []string{"def g():", "    return 'source of g'"}) {
+		t.Errorf("inspect.getsource = %q", got)
+	}
 }
