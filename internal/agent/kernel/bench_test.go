@@ -21,27 +21,20 @@ func reportP50(b *testing.B, durations []time.Duration, unit string) {
 // BenchmarkPythonRoundTrip runs `x += 1` through the manager: request to
 // the driver, exec, sync markers on both streams, done.
 func BenchmarkPythonRoundTrip(b *testing.B) {
-	m := newTestManager(b)
-	id := newContext(b, m, agentproto.LanguagePython)
-	mustRun(b, m, id, "x = 0")
-	ctx := context.Background()
-	req := agentproto.ContextExecRequest{ID: id, Code: "x += 1"}
-	var durations []time.Duration
-	for b.Loop() {
-		start := time.Now()
-		if _, err := m.Execute(ctx, req, func(agentproto.Event, bool) {}); err != nil {
-			b.Fatal(err)
-		}
-		durations = append(durations, time.Since(start))
-	}
-	reportP50(b, durations, "ms-p50")
+	benchmarkRoundTrip(b, agentproto.LanguagePython, "x = 0")
 }
 
 // BenchmarkJavaScriptRoundTrip runs `x += 1` in a Node context.
 func BenchmarkJavaScriptRoundTrip(b *testing.B) {
+	benchmarkRoundTrip(b, agentproto.LanguageJavaScript, "var x = 0")
+}
+
+// benchmarkRoundTrip reports the p50 of `x += 1` in a context of lang
+// after running init.
+func benchmarkRoundTrip(b *testing.B, lang, init string) {
 	m := newTestManager(b)
-	id := newContext(b, m, agentproto.LanguageJavaScript)
-	mustRun(b, m, id, "var x = 0")
+	id := newContext(b, m, lang)
+	mustRun(b, m, id, init)
 	ctx := context.Background()
 	req := agentproto.ContextExecRequest{ID: id, Code: "x += 1"}
 	var durations []time.Duration

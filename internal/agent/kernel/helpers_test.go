@@ -131,6 +131,39 @@ func (r *run) String() string {
 	return fmt.Sprintf("events %q, done %+v, err %v", r.trace(), r.done, r.err)
 }
 
+// errorCase is code that raises one exception: its name, its value
+// (empty: any) and parts its traceback must show.
+type errorCase struct {
+	name      string
+	code      string
+	errName   string
+	value     string
+	traceback []string
+}
+
+// checkException checks that r raised exactly the exception of tt, with a
+// traceback free of driverMarks (the driver's own frames).
+func checkException(t *testing.T, r *run, tt errorCase, driverMarks ...string) {
+	t.Helper()
+	exc := r.exceptions()
+	if r.err != nil || len(exc) != 1 {
+		t.Fatalf("want one exception: %v", r)
+	}
+	e := exc[0]
+	if e.Name != tt.errName || (tt.value != "" && e.Value != tt.value) {
+		t.Errorf("exception = %s: %q, want %s: %q", e.Name, e.Value, tt.errName, tt.value)
+	}
+	if !containsAll(e.Traceback, tt.traceback...) {
+		t.Errorf("traceback lacks %q:\n%s", tt.traceback, e.Traceback)
+	}
+	for _, mark := range driverMarks {
+		if strings.Contains(e.Traceback, mark) {
+			t.Errorf("traceback shows driver frames:\n%s", e.Traceback)
+			return
+		}
+	}
+}
+
 // execute runs code in context id.
 func execute(t testing.TB, m *Manager, id, code string, timeoutMs int64) *run {
 	t.Helper()

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/sdbx/sdbx/internal/agentproto"
@@ -66,13 +65,7 @@ func TestJavaScriptErrors(t *testing.T) {
 	t.Parallel()
 	m := newTestManager(t)
 	id := newContext(t, m, agentproto.LanguageJavaScript)
-	tests := []struct {
-		name      string
-		code      string
-		errName   string
-		value     string
-		traceback []string
-	}{
+	tests := []errorCase{
 		{"thrown error", "const a = 1\nthrow new TypeError('boom')", "TypeError", "boom", []string{"TypeError: boom", "<cell-"}},
 		{"error in a function", "function g() {\n  null.x\n}\ng()", "TypeError", "Cannot read properties of null (reading 'x')", []string{"at g (<cell-", ":2:"}},
 		{"syntax error", "let = = 1", "SyntaxError", "", []string{"<cell-"}},
@@ -83,20 +76,7 @@ func TestJavaScriptErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := execute(t, m, id, tt.code, 0)
-			exc := r.exceptions()
-			if r.err != nil || len(exc) != 1 {
-				t.Fatalf("want one exception: %v", r)
-			}
-			e := exc[0]
-			if e.Name != tt.errName || (tt.value != "" && e.Value != tt.value) {
-				t.Errorf("exception = %s: %q, want %s: %q", e.Name, e.Value, tt.errName, tt.value)
-			}
-			if !containsAll(e.Traceback, tt.traceback...) {
-				t.Errorf("traceback lacks %q:\n%s", tt.traceback, e.Traceback)
-			}
-			if strings.Contains(e.Traceback, "sdbx-driver") || strings.Contains(e.Traceback, "node:vm") {
-				t.Errorf("traceback shows driver frames:\n%s", e.Traceback)
-			}
+			checkException(t, r, tt, "sdbx-driver", "node:vm")
 		})
 	}
 	if r := mustRun(t, m, id, "'alive'"); !slices.Equal(r.trace(), []string{"display:'alive'"}) {

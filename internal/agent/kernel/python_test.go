@@ -115,13 +115,7 @@ func TestPythonErrors(t *testing.T) {
 	t.Parallel()
 	m := newTestManager(t)
 	id := newContext(t, m, agentproto.LanguagePython)
-	tests := []struct {
-		name      string
-		code      string
-		errName   string
-		value     string
-		traceback []string
-	}{
+	tests := []errorCase{
 		{"syntax error", "x = 1\ny = (", "SyntaxError", "", []string{`File "<cell-`, "y = ("}},
 		{"runtime error", "def f():\n    raise ValueError('bad')\n\nf()", "ValueError", "bad", []string{
 			"Traceback (most recent call last):", `File "<cell-`, "line 4", "f()", "line 2, in f", "raise ValueError('bad')", "ValueError: bad",
@@ -134,20 +128,7 @@ func TestPythonErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := execute(t, m, id, tt.code, 0)
-			exc := r.exceptions()
-			if r.err != nil || len(exc) != 1 {
-				t.Fatalf("want one exception: %v", r)
-			}
-			e := exc[0]
-			if e.Name != tt.errName || (tt.value != "" && e.Value != tt.value) {
-				t.Errorf("exception = %s: %q, want %s: %q", e.Name, e.Value, tt.errName, tt.value)
-			}
-			if !containsAll(e.Traceback, tt.traceback...) {
-				t.Errorf("traceback lacks %q:\n%s", tt.traceback, e.Traceback)
-			}
-			if strings.Contains(e.Traceback, "sdbx-driver") {
-				t.Errorf("traceback shows driver frames:\n%s", e.Traceback)
-			}
+			checkException(t, r, tt, "sdbx-driver")
 			if !r.done.StateKept {
 				t.Errorf("done = %+v, want state kept", r.done)
 			}
