@@ -3,7 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"github.com/sdbx/sdbx/internal/agent/kernel"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,13 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sdbx/sdbx/internal/agent/execpath"
+	"github.com/sdbx/sdbx/internal/agent/kernel"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 )
-
-// defaultPath is searched for a command name when the request's Env has no
-// PATH (as execvp does). It is not added to the command's environment.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // validateExec checks an ExecRequest's fields. Errors wrap
 // errdefs.ErrInvalidArgument and name the field.
@@ -76,7 +73,7 @@ func (a *Agent) resolve(req *agentproto.ExecRequest) (command, error) {
 	case errors.Is(err, fs.ErrPermission):
 		return c, fmt.Errorf("exec.cwd: directory %q: %w", c.dir, errdefs.ErrPermissionDenied)
 	case err != nil:
-		return c, fmt.Errorf("exec.cwd: directory %q: %v: %w", c.dir, errnoText(err), errdefs.ErrInvalidArgument)
+		return c, fmt.Errorf("exec.cwd: directory %q: %v: %w", c.dir, execpath.ErrnoText(err), errdefs.ErrInvalidArgument)
 	case !fi.IsDir():
 		return c, fmt.Errorf("exec.cwd: %q is not a directory: %w", c.dir, errdefs.ErrInvalidArgument)
 	}
@@ -93,7 +90,7 @@ func (a *Agent) resolve(req *agentproto.ExecRequest) (command, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(c.dir, p)
 		}
-		if err := checkExecutable(p); err != nil {
+		if err := execpath.Check(p); err != nil {
 			return c, fmt.Errorf("executable %q %w", name, err)
 		}
 		c.path = p
@@ -101,7 +98,7 @@ func (a *Agent) resolve(req *agentproto.ExecRequest) (command, error) {
 	}
 	pathEnv, ok := req.Env["PATH"]
 	if !ok {
-		pathEnv = defaultPath
+		pathEnv = execpath.DefaultPath
 	}
 	var denied error
 	for _, dir := range filepath.SplitList(pathEnv) {
@@ -112,7 +109,7 @@ func (a *Agent) resolve(req *agentproto.ExecRequest) (command, error) {
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(c.dir, p)
 		}
-		err := checkExecutable(p)
+		err := execpath.Check(p)
 		if err == nil {
 			c.path = p
 			return c, nil
@@ -125,38 +122,6 @@ func (a *Agent) resolve(req *agentproto.ExecRequest) (command, error) {
 		return c, denied
 	}
 	return c, fmt.Errorf("executable %q not found in PATH: %w", name, errdefs.ErrNotFound)
-}
-
-// checkExecutable reports whether p is a regular file with an execute bit.
-// The error completes a sentence starting with the executable's name.
-func checkExecutable(p string) error {
-	fi, err := os.Stat(p)
-	switch {
-	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
-		return fmt.Errorf("not found: %w", errdefs.ErrNotFound)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("is not accessible: %w", errdefs.ErrPermissionDenied)
-	case err != nil:
-		return fmt.Errorf("cannot be inspected: %v: %w", errnoText(err), errdefs.ErrInvalidArgument)
-	case fi.IsDir():
-		return fmt.Errorf("is a directory: %w", errdefs.ErrPermissionDenied)
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("is not a regular file: %w", errdefs.ErrPermissionDenied)
-	case fi.Mode().Perm()&0o111 == 0:
-		return fmt.Errorf("is not executable: %w", errdefs.ErrPermissionDenied)
-	}
-	return nil
-}
-
-// errnoText returns the errno's text of err without the path that
-// os.PathError adds (paths of the agent's host are not the client's
-// business).
-func errnoText(err error) string {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return errno.Error()
-	}
-	return "unexpected error"
 }
 
 // spawnError maps a failed fork/exec to an error kind.

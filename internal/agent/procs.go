@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sdbx/sdbx/internal/agent/execpath"
 	"github.com/sdbx/sdbx/internal/agent/kernel"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -452,7 +453,7 @@ func (p *bgProc) writeStdin(data []byte, close bool) error {
 			case errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.EIO), errors.Is(err, os.ErrClosed):
 				return fmt.Errorf("input of %s %q: it closed its input: %w", p.what, p.id, errdefs.ErrConflict)
 			}
-			return fmt.Errorf("input of %s %q: %v: %w", p.what, p.id, errnoText(err), errdefs.ErrInternal)
+			return fmt.Errorf("input of %s %q: %v: %w", p.what, p.id, execpath.ErrnoText(err), errdefs.ErrInternal)
 		}
 	}
 	if close {

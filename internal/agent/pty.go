@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sdbx/sdbx/internal/agent/execpath"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 	"github.com/sdbx/sdbx/internal/term"
@@ -32,7 +33,7 @@ var ptyKind = tableKind{what: "terminal session", idPrefix: "pty_", maxRunning: 
 // defaultShell is the command of a session that names none: an
 // interactive bash, or sh where there is no bash.
 func defaultShell() []string {
-	if checkExecutable("/bin/bash") == nil {
+	if execpath.Check("/bin/bash") == nil {
 		return []string{"/bin/bash", "-i"}
 	}
 	return []string{"/bin/sh", "-i"}
@@ -107,7 +108,7 @@ func (p *bgProc) resize(cols, rows int) error {
 		return fmt.Errorf("%s %q has exited: %w", p.what, p.id, errdefs.ErrConflict)
 	}
 	if err := term.SetSize(p.tty, cols, rows); err != nil {
-		return fmt.Errorf("resize %s %q: %v: %w", p.what, p.id, errnoText(err), errdefs.ErrInternal)
+		return fmt.Errorf("resize %s %q: %v: %w", p.what, p.id, execpath.ErrnoText(err), errdefs.ErrInternal)
 	}
 	p.mu.Lock()
 	p.cols, p.rows = cols, rows

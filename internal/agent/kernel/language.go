@@ -3,14 +3,12 @@ package kernel
 import (
 	_ "embed" // driver scripts
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/sdbx/sdbx/internal/agent/execpath"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 )
@@ -108,47 +106,29 @@ func languages(opts Options) map[string]*language {
 	return map[string]*language{py.name: py, js.name: js}
 }
 
-// defaultPath is searched for an interpreter when the context's
-// environment has no PATH.
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 // lookPath finds the interpreter: exe itself when it has a slash, else the
 // first executable of that name in the PATH of env.
 func lookPath(exe string, env map[string]string) (string, error) {
 	if strings.Contains(exe, "/") {
-		if err := checkExecutable(exe); err != nil {
+		if err := execpath.Check(exe); err != nil {
 			return "", fmt.Errorf("interpreter %q %w", exe, err)
 		}
 		return exe, nil
 	}
 	pathEnv, ok := env["PATH"]
 	if !ok {
-		pathEnv = defaultPath
+		pathEnv = execpath.DefaultPath
 	}
 	for _, dir := range filepath.SplitList(pathEnv) {
 		if dir == "" || !filepath.IsAbs(dir) {
 			continue
 		}
 		p := filepath.Join(dir, exe)
-		if checkExecutable(p) == nil {
+		if execpath.Check(p) == nil {
 			return p, nil
 		}
 	}
 	return "", fmt.Errorf("interpreter %q not found in PATH (is it installed in this sandbox?): %w", exe, errdefs.ErrNotFound)
-}
-
-// checkExecutable reports whether p is a regular file with an execute bit.
-func checkExecutable(p string) error {
-	fi, err := os.Stat(p)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("not found: %w", errdefs.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("not accessible: %w", errdefs.ErrPermissionDenied)
-	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:
-		return fmt.Errorf("is not an executable file: %w", errdefs.ErrPermissionDenied)
-	}
-	return nil
 }
 
 // mimeField returns the Result field for a MIME type of a driver's
