@@ -124,26 +124,6 @@ func (a *Agent) resolve(req *agentproto.ExecRequest) (command, error) {
 	return c, fmt.Errorf("executable %q not found in PATH: %w", name, errdefs.ErrNotFound)
 }
 
-// spawnError maps a failed fork/exec to an error kind.
-func spawnError(name string, err error) error {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return fmt.Errorf("start %q: %v: %w", name, err, errdefs.ErrInternal)
-	}
-	switch errno {
-	case syscall.ENOENT, syscall.ENOTDIR:
-		// The file was found, so a missing interpreter or loader.
-		return fmt.Errorf("start %q: %v (missing interpreter?): %w", name, errno, errdefs.ErrNotFound)
-	case syscall.EACCES, syscall.EPERM:
-		return fmt.Errorf("start %q: %v: %w", name, errno, errdefs.ErrPermissionDenied)
-	case syscall.ENOEXEC, syscall.E2BIG, syscall.ELOOP, syscall.ENAMETOOLONG:
-		return fmt.Errorf("start %q: %v: %w", name, errno, errdefs.ErrInvalidArgument)
-	case syscall.EAGAIN, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE:
-		return fmt.Errorf("start %q: %v (sandbox limits reached?): %w", name, errno, errdefs.ErrUnavailable)
-	}
-	return fmt.Errorf("start %q: %v: %w", name, errno, errdefs.ErrInternal)
-}
-
 // process is a running command's main process and its process group.
 type process struct {
 	pid int
@@ -209,7 +189,7 @@ func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp kernel.Spaw
 
 	std, err := openStdio()
 	if err != nil {
-		_ = w.end(errorEvent(spawnError(req.Args[0], err)))
+		_ = w.end(errorEvent(execpath.StartError(req.Args[0], err)))
 		return
 	}
 	attr := &syscall.ProcAttr{
@@ -222,7 +202,7 @@ func (a *Agent) exec(w *eventWriter, req *agentproto.ExecRequest, sp kernel.Spaw
 	std.closeChild()
 	if err != nil {
 		std.closeAgent()
-		_ = w.end(errorEvent(spawnError(req.Args[0], err)))
+		_ = w.end(errorEvent(execpath.StartError(req.Args[0], err)))
 		return
 	}
 	defer std.closeAgent()

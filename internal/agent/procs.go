@@ -277,7 +277,7 @@ func (t *procTable) start(a *Agent, req *agentproto.ProcRequest) (agentproto.Pro
 		collect, err = t.spawnPipes(p, cmd)
 	}
 	if err != nil {
-		return agentproto.ProcInfo{}, spawnError(args[0], err)
+		return agentproto.ProcInfo{}, execpath.StartError(args[0], err)
 	}
 	p.startedAt = time.Now()
 	t.procs[p.id] = p

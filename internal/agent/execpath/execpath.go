@@ -1,6 +1,6 @@
 // Package execpath holds what the agent's command lookup and the code
 // kernels' interpreter lookup share: the default PATH and the check that a
-// file can be executed.
+// file can be executed, and the error kinds of a failed start.
 package execpath
 
 import (
@@ -47,4 +47,24 @@ func ErrnoText(err error) string {
 		return errno.Error()
 	}
 	return "unexpected error"
+}
+
+// StartError maps a failed fork/exec of name to an error kind.
+func StartError(name string, err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return fmt.Errorf("start %q: %v: %w", name, err, errdefs.ErrInternal)
+	}
+	switch errno {
+	case syscall.ENOENT, syscall.ENOTDIR:
+		// The file was found, so a missing interpreter or loader.
+		return fmt.Errorf("start %q: %v (missing interpreter?): %w", name, errno, errdefs.ErrNotFound)
+	case syscall.EACCES, syscall.EPERM:
+		return fmt.Errorf("start %q: %v: %w", name, errno, errdefs.ErrPermissionDenied)
+	case syscall.ENOEXEC, syscall.E2BIG, syscall.ELOOP, syscall.ENAMETOOLONG:
+		return fmt.Errorf("start %q: %v: %w", name, errno, errdefs.ErrInvalidArgument)
+	case syscall.EAGAIN, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE:
+		return fmt.Errorf("start %q: %v (sandbox limits reached?): %w", name, errno, errdefs.ErrUnavailable)
+	}
+	return fmt.Errorf("start %q: %v: %w", name, errno, errdefs.ErrInternal)
 }

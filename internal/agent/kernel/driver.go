@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/sdbx/sdbx/internal/agent/execpath"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 )
@@ -267,7 +268,7 @@ func spawnDriver(sp Spawner, log *slog.Logger, lang *language, script, exe, dir 
 	}
 	childEnds = nil
 	if err != nil {
-		return fail(startError(exe, err))
+		return fail(execpath.StartError(exe, err))
 	}
 	d.pid = pid
 	go func() {
@@ -279,22 +280,6 @@ func spawnDriver(sp Spawner, log *slog.Logger, lang *language, script, exe, dir 
 	go d.readStream(d.errR, agentproto.EventStderr, &d.errSeq)
 	go d.readMessages()
 	return d, nil
-}
-
-// startError maps a failed fork/exec to an error kind.
-func startError(exe string, err error) error {
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		switch errno {
-		case syscall.ENOENT, syscall.ENOTDIR:
-			return fmt.Errorf("start %s: %v: %w", exe, errno, errdefs.ErrNotFound)
-		case syscall.EACCES, syscall.EPERM:
-			return fmt.Errorf("start %s: %v: %w", exe, errno, errdefs.ErrPermissionDenied)
-		case syscall.EAGAIN, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE:
-			return fmt.Errorf("start %s: %v (sandbox limits reached?): %w", exe, errno, errdefs.ErrUnavailable)
-		}
-	}
-	return fmt.Errorf("start %s: %v: %w", exe, err, errdefs.ErrInternal)
 }
 
 // waitReady waits for the driver's ready message.
