@@ -37,6 +37,22 @@ func (c *Client) dialAgent(ctx context.Context) (net.Conn, error) {
 	return nil, fmt.Errorf("dial: %w: %w", errdefs.ErrUnavailable, err)
 }
 
+// dialOp dials a connection of its own for op (a streaming request that
+// is not pooled). A failure names op unless it is ctx's.
+func (c *Client) dialOp(ctx context.Context, op string) (net.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ctxError(err)
+	}
+	conn, err := c.dialAgent(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("agent %s: %w", op, err)
+	}
+	return conn, nil
+}
+
 // conn returns an idle connection of the pool (reused is set) or a new
 // one.
 func (c *Client) conn(ctx context.Context) (ac *agentConn, reused bool, err error) {

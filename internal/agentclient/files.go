@@ -354,15 +354,9 @@ type fileConn struct {
 
 // startFile dials the agent and sends a file request.
 func (c *Client) startFile(ctx context.Context, op string, req agentproto.FileRequest) (*fileConn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, ctxError(err)
-	}
-	conn, err := c.dialAgent(ctx)
+	conn, err := c.dialOp(ctx, op)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("agent %s: %w", op, err)
+		return nil, err
 	}
 	fc := &fileConn{ctx: ctx, op: op, conn: conn, br: bufio.NewReaderSize(conn, 64*1024)}
 	// Closing the connection is the protocol's cancellation.

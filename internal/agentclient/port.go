@@ -24,15 +24,9 @@ import (
 // the connection breaks first; errdefs.ErrTimeout when ctx's deadline
 // passes, context.Canceled when ctx is cancelled.
 func (c *Client) DialPort(ctx context.Context, port int) (net.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, ctxError(err)
-	}
-	conn, err := c.dialAgent(ctx)
+	conn, err := c.dialOp(ctx, agentproto.OpPortConnect)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("agent %s: %w", agentproto.OpPortConnect, err)
+		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	tc, err := handshakePort(ctx, conn, port)
