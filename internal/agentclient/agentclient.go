@@ -71,7 +71,7 @@ func (c *Client) Ping(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("agent ping: %w", err)
 	}
 	if ev.Type != agentproto.EventPong {
-		return "", fmt.Errorf("agent ping: unexpected final event %q: %w", ev.Type, errdefs.ErrInternal)
+		return "", unexpected(agentproto.OpPing, ev)
 	}
 	return ev.Version, nil
 }
@@ -96,7 +96,7 @@ func (c *Client) Exec(ctx context.Context, req agentproto.ExecRequest, onEvent f
 		return agentproto.Event{}, fmt.Errorf("agent exec: %w", err)
 	}
 	if ev.Type != agentproto.EventExit {
-		return agentproto.Event{}, fmt.Errorf("agent exec: unexpected final event %q: %w", ev.Type, errdefs.ErrInternal)
+		return agentproto.Event{}, unexpected(agentproto.OpExec, ev)
 	}
 	return ev, nil
 }
@@ -109,6 +109,11 @@ func (c *Client) do(ctx context.Context, req agentproto.Request, onEvent func(ag
 		return t == agentproto.EventStarted || t == agentproto.EventStdout || t == agentproto.EventStderr
 	}
 	return c.roundTrip(ctx, req, maxEventLine, final, streamed, onEvent)
+}
+
+// unexpected is the error of a final event that op does not end with.
+func unexpected(op string, ev agentproto.Event) error {
+	return fmt.Errorf("agent %s: unexpected final event %q: %w", op, ev.Type, errdefs.ErrInternal)
 }
 
 // readLine appends the next line of br (without its newline) to buf. A

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/sdbx/sdbx/internal/agentproto"
-	"github.com/sdbx/sdbx/internal/errdefs"
 )
 
 // maxContextLine bounds one event line of a context op: a rich result of
@@ -78,10 +77,6 @@ func (c *Client) ListContexts(ctx context.Context) ([]agentproto.ContextInfo, er
 		return nil, unexpected(agentproto.OpContextList, ev)
 	}
 	return ev.Contexts, nil
-}
-
-func unexpected(op string, ev agentproto.Event) error {
-	return fmt.Errorf("agent %s: unexpected final event %q: %w", op, ev.Type, errdefs.ErrInternal)
 }
 
 // isContextFinal reports whether an event ends a context op.

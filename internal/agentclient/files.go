@@ -183,7 +183,7 @@ func (r *FileReader) finish() error {
 		return err
 	}
 	if ev.Type != agentproto.EventFileEnd {
-		return fmt.Errorf("agent %s: unexpected final event %q: %w", agentproto.OpFileRead, ev.Type, errdefs.ErrInternal)
+		return unexpected(agentproto.OpFileRead, ev)
 	}
 	return io.EOF
 }
@@ -248,7 +248,7 @@ func (c *Client) ListFiles(ctx context.Context, path string) ([]agentproto.FileE
 		return nil, err
 	}
 	if ev.Type != agentproto.EventFileEnd {
-		return nil, fmt.Errorf("agent %s: unexpected final event %q: %w", agentproto.OpFileList, ev.Type, errdefs.ErrInternal)
+		return nil, unexpected(agentproto.OpFileList, ev)
 	}
 	if entries == nil {
 		entries = []agentproto.FileEntry{}
@@ -264,7 +264,7 @@ func (c *Client) RemoveFile(ctx context.Context, path string, recursive bool) er
 		return err
 	}
 	if ev.Type != agentproto.EventFileEnd {
-		return fmt.Errorf("agent %s: unexpected final event %q: %w", agentproto.OpFileRemove, ev.Type, errdefs.ErrInternal)
+		return unexpected(agentproto.OpFileRemove, ev)
 	}
 	return nil
 }
@@ -297,7 +297,7 @@ func (c *Client) FileExists(ctx context.Context, path string) (bool, error) {
 		return false, err
 	}
 	if ev.Type != agentproto.EventFileExists {
-		return false, fmt.Errorf("agent %s: unexpected final event %q: %w", agentproto.OpFileExists, ev.Type, errdefs.ErrInternal)
+		return false, unexpected(agentproto.OpFileExists, ev)
 	}
 	return ev.Exists, nil
 }
@@ -337,7 +337,7 @@ func isFileFinal(t string) bool {
 // entryOf returns the entry of a final EventFileEntry.
 func entryOf(ev agentproto.Event, op string) (agentproto.FileEntry, error) {
 	if ev.Type != agentproto.EventFileEntry || ev.Entry == nil {
-		return agentproto.FileEntry{}, fmt.Errorf("agent %s: unexpected final event %q: %w", op, ev.Type, errdefs.ErrInternal)
+		return agentproto.FileEntry{}, unexpected(op, ev)
 	}
 	return *ev.Entry, nil
 }
