@@ -3,12 +3,11 @@ package agent
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sdbx/sdbx/internal/agent/execpath"
+	"github.com/sdbx/sdbx/internal/agent/procfs"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
 	"github.com/sdbx/sdbx/internal/term"
@@ -137,33 +136,10 @@ func killSession(sid int) {
 
 // sessionMembers returns the live (not zombie) processes of session sid.
 func sessionMembers(sid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp session ...; comm may hold spaces
-		// and parentheses: split after the last ')'.
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 4 || f[0] == "Z" || f[0] == "X" {
-			continue
-		}
-		if id, err := strconv.Atoi(f[3]); err == nil && id == sid {
-			out = append(out, pid)
+	for _, p := range procfs.Read("/proc") {
+		if p.Live() && p.Sid == sid {
+			out = append(out, p.PID)
 		}
 	}
 	return out

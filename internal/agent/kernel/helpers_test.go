@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/sdbx/sdbx/internal/agent/procfs"
 	"github.com/sdbx/sdbx/internal/agentproto"
 )
 
@@ -196,7 +197,7 @@ func processGone(pid int) bool {
 		if err != nil {
 			return true
 		}
-		if p, ok := parseStat(pid, stat); ok && (p.state == 'Z' || p.state == 'X') {
+		if p, ok := procfs.ParseStat(pid, stat); ok && !p.Live() {
 			return true
 		}
 		if time.Now().After(deadline) {

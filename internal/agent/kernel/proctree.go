@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/sdbx/sdbx/internal/agent/procfs"
 )
 
 // tagVar is the environment variable that marks every process started
@@ -13,55 +15,6 @@ import (
 // it through fork, setsid and double-fork daemonizing, so the agent finds
 // them after they left the driver's session and were reparented.
 const tagVar = "SDBX_CONTEXT"
-
-// proc is one line of /proc/PID/stat that matters here.
-type proc struct {
-	pid, ppid, pgrp, sid int
-	state                byte
-}
-
-// readProcs lists the processes visible in procRoot (normally /proc).
-func readProcs(procRoot string) []proc {
-	entries, err := os.ReadDir(procRoot)
-	if err != nil {
-		return nil
-	}
-	procs := make([]proc, 0, len(entries))
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 0 {
-			continue
-		}
-		stat, err := os.ReadFile(procRoot + "/" + e.Name() + "/stat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		if p, ok := parseStat(pid, stat); ok {
-			procs = append(procs, p)
-		}
-	}
-	return procs
-}
-
-// parseStat parses "pid (comm) state ppid pgrp session ...". comm may
-// contain spaces and parentheses, so fields start after the last ')'.
-func parseStat(pid int, stat []byte) (proc, bool) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return proc{}, false
-	}
-	f := bytes.Fields(stat[i+2:])
-	if len(f) < 4 || len(f[0]) != 1 {
-		return proc{}, false
-	}
-	ppid, err1 := strconv.Atoi(string(f[1]))
-	pgrp, err2 := strconv.Atoi(string(f[2]))
-	sid, err3 := strconv.Atoi(string(f[3]))
-	if err1 != nil || err2 != nil || err3 != nil {
-		return proc{}, false
-	}
-	return proc{pid: pid, ppid: ppid, pgrp: pgrp, sid: sid, state: f[0][0]}, true
-}
 
 // hasTag reports whether the environment the process was started with
 // holds tagVar=tag.
@@ -84,11 +37,11 @@ func hasTag(procRoot string, pid int, tag string) bool {
 // A session id stays allocated while any process is in the session, so
 // matching it never hits an unrelated process.
 func contextProcs(procRoot string, driver, sid int, tag string) []int {
-	procs := readProcs(procRoot)
+	procs := procfs.Read(procRoot)
 	self := os.Getpid()
 	parent := make(map[int]int, len(procs))
 	for _, p := range procs {
-		parent[p.pid] = p.ppid
+		parent[p.PID] = p.PPID
 	}
 	descends := func(pid int) bool {
 		for i := 0; i < 64 && pid > 1; i++ {
@@ -101,17 +54,17 @@ func contextProcs(procRoot string, driver, sid int, tag string) []int {
 	}
 	var out []int
 	for _, p := range procs {
-		if p.pid == self || p.pid == 1 || p.state == 'Z' || p.state == 'X' {
+		if p.PID == self || p.PID == 1 || !p.Live() {
 			continue
 		}
 		switch {
-		case sid > 0 && (p.sid == sid || p.pgrp == sid):
-		case driver > 0 && descends(p.pid):
-		case tag != "" && hasTag(procRoot, p.pid, tag):
+		case sid > 0 && (p.Sid == sid || p.Pgrp == sid):
+		case driver > 0 && descends(p.PID):
+		case tag != "" && hasTag(procRoot, p.PID, tag):
 		default:
 			continue
 		}
-		out = append(out, p.pid)
+		out = append(out, p.PID)
 	}
 	return out
 }

@@ -8,28 +8,6 @@ import (
 	"testing"
 )
 
-func TestParseStat(t *testing.T) {
-	tests := []struct {
-		name string
-		stat string
-		want proc
-		ok   bool
-	}{
-		{"plain", "12 (sleep) S 7 12 5 0 -1", proc{pid: 12, ppid: 7, pgrp: 12, sid: 5, state: 'S'}, true},
-		{"comm with spaces and parens", "12 (a) b (c)) Z 1 2 3 0", proc{pid: 12, ppid: 1, pgrp: 2, sid: 3, state: 'Z'}, true},
-		{"truncated", "12 (x) S 1", proc{}, false},
-		{"no comm", "12 S 1 2 3", proc{}, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseStat(12, []byte(tt.stat))
-			if ok != tt.ok || got != tt.want {
-				t.Errorf("parseStat = %+v, %v; want %+v, %v", got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}
-
 // TestContextProcs runs the matching over a fake /proc.
 func TestContextProcs(t *testing.T) {
 	root := t.TempDir()
