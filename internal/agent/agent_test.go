@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sdbx/sdbx/internal/agent"
+	"github.com/sdbx/sdbx/internal/agent/procfs"
 	"github.com/sdbx/sdbx/internal/agentclient"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -152,15 +152,8 @@ func waitGone(t *testing.T, pid int) {
 // procState returns the state letter of pid from /proc, and false when
 // there is no such process.
 func procState(pid int) (byte, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, false
-	}
-	return b[i+2], true
+	p, ok := procfs.Stat("/proc", pid)
+	return p.State, ok
 }
 
 func atoi(t *testing.T, s string) int {

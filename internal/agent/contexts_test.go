@@ -3,15 +3,14 @@ package agent_test
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/sdbx/sdbx/internal/agent"
+	"github.com/sdbx/sdbx/internal/agent/procfs"
 	"github.com/sdbx/sdbx/internal/agentclient"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -200,12 +199,8 @@ func TestContextJavaScript(t *testing.T) {
 
 // processGone reports whether pid has exited (gone, or a zombie).
 func processGone(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(stat), ')')
-	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X')
+	p, ok := procfs.Stat("/proc", pid)
+	return !ok || !p.Live()
 }
 
 // BenchmarkContextRoundTrip runs `x += 1` in a Python context through the

@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sdbx/sdbx/internal/agent/procfs"
 	"github.com/sdbx/sdbx/internal/agentclient"
 	"github.com/sdbx/sdbx/internal/agentproto"
 )
@@ -115,27 +115,14 @@ func startPID1Agent(t *testing.T, bin, reap string) (*agentclient.Client, int) {
 // is ppid.
 func childrenOf(t *testing.T, ppid int) map[int]byte {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
+	procs := procfs.Read("/proc")
+	if len(procs) == 0 {
+		t.Fatal("cannot read the process table of /proc")
 	}
 	kids := map[int]byte{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		i := bytes.LastIndexByte(b, ')')
-		fields := strings.Fields(string(b[i+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		if p, _ := strconv.Atoi(fields[1]); p == ppid {
-			kids[pid] = fields[0][0]
+	for _, p := range procs {
+		if p.PPID == ppid {
+			kids[p.PID] = p.State
 		}
 	}
 	return kids

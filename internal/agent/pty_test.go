@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sdbx/sdbx/internal/agent"
+	"github.com/sdbx/sdbx/internal/agent/procfs"
 	"github.com/sdbx/sdbx/internal/agentclient"
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -99,10 +99,8 @@ func TestPTYShell(t *testing.T) {
 	if err != nil || final.Info == nil || final.Info.ExitCode == nil {
 		t.Fatalf("PTYOutput after kill: %+v, %v", final.Info, err)
 	}
-	if _, err := os.Stat("/proc/" + m[1]); err == nil {
-		if b, _ := os.ReadFile("/proc/" + m[1] + "/stat"); !strings.Contains(string(b), ") Z") {
-			t.Errorf("background job %d survived the kill of its session", bg)
-		}
+	if p, ok := procfs.Stat("/proc", bg); ok && p.Live() {
+		t.Errorf("background job %d survived the kill of its session", bg)
 	}
 	// Input to an exited session is a conflict.
 	if _, err := c.PTYInput(ctx, info.ID, []byte("x")); !errors.Is(err, errdefs.ErrConflict) {

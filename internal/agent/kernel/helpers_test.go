@@ -193,11 +193,7 @@ func mustRun(t testing.TB, m *Manager, id, code string) *run {
 func processGone(pid int) bool {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return true
-		}
-		if p, ok := procfs.ParseStat(pid, stat); ok && !p.Live() {
+		if p, ok := procfs.Stat("/proc", pid); !ok || !p.Live() {
 			return true
 		}
 		if time.Now().After(deadline) {

@@ -31,15 +31,21 @@ func Read(root string) []Proc {
 		if err != nil || pid <= 0 {
 			continue
 		}
-		stat, err := os.ReadFile(root + "/" + e.Name() + "/stat")
-		if err != nil {
-			continue // exited meanwhile
-		}
-		if p, ok := ParseStat(pid, stat); ok {
+		if p, ok := Stat(root, pid); ok {
 			procs = append(procs, p)
 		}
 	}
 	return procs
+}
+
+// Stat reads process pid from root (normally /proc); false when there is
+// no such process (or its stat cannot be parsed).
+func Stat(root string, pid int) (Proc, bool) {
+	stat, err := os.ReadFile(root + "/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return Proc{}, false
+	}
+	return ParseStat(pid, stat)
 }
 
 // ParseStat parses "pid (comm) state ppid pgrp session ...". comm may
