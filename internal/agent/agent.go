@@ -247,6 +247,10 @@ func (a *Agent) handleConn(ctx context.Context, conn net.Conn, sp kernel.Spawner
 // open for the next one: only when w.keepAlive is set, the final event was
 // sent and the client is still there.
 func (a *Agent) serveRequest(ctx context.Context, req agentproto.Request, br *bufio.Reader, conn net.Conn, w *eventWriter, sp kernel.Spawner, kern *kernel.Manager, procs, ptys *procTable) bool {
+	if fs.IsOp(req.Op) {
+		a.files.Serve(ctx, req.Op, req.File, br, conn)
+		return false
+	}
 	switch req.Op {
 	case agentproto.OpPing:
 		_ = w.end(agentproto.Event{Type: agentproto.EventPong, Version: a.version})
@@ -259,9 +263,6 @@ func (a *Agent) serveRequest(ctx context.Context, req agentproto.Request, br *bu
 		lw := watchLeave(conn, br, w.keepAlive, func() { close(gone) })
 		a.exec(w, req.Exec, sp, gone)
 		return finishWatched(conn, lw, w)
-	case agentproto.OpFileWrite, agentproto.OpFileRead, agentproto.OpFileStat, agentproto.OpFileList,
-		agentproto.OpFileRemove, agentproto.OpFileMkdir, agentproto.OpFileRename, agentproto.OpFileExists:
-		a.files.Serve(ctx, req.Op, req.File, br, conn)
 	case agentproto.OpFileWatch:
 		// Like exec: a read that returns means the client left.
 		wctx, cancel := context.WithCancel(ctx)
@@ -327,6 +328,9 @@ func decodeRequest(line []byte) (agentproto.Request, error) {
 	if err := json.Unmarshal(line, &req); err != nil {
 		return req, fmt.Errorf("request: invalid JSON: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
+	if fs.IsOp(req.Op) {
+		return req, fs.CheckRequest(req.Op, req.File)
+	}
 	switch req.Op {
 	case agentproto.OpPing:
 		return req, nil
@@ -335,9 +339,6 @@ func decodeRequest(line []byte) (agentproto.Request, error) {
 			return req, fmt.Errorf("exec: missing for op %q: %w", req.Op, errdefs.ErrInvalidArgument)
 		}
 		return req, validateExec(req.Exec)
-	case agentproto.OpFileWrite, agentproto.OpFileRead, agentproto.OpFileStat, agentproto.OpFileList,
-		agentproto.OpFileRemove, agentproto.OpFileMkdir, agentproto.OpFileRename, agentproto.OpFileExists:
-		return req, fs.CheckRequest(req.Op, req.File)
 	case agentproto.OpFileWatch:
 		if req.File == nil {
 			return req, fmt.Errorf("file: missing for op %q: %w", req.Op, errdefs.ErrInvalidArgument)
