@@ -69,7 +69,7 @@ func (s *Service) runInContext(ctx context.Context, sb Sandbox, tmpl template.Te
 		Metadata:  ExecutionMetadata{ContextID: cc.ID, Language: cc.Language, SandboxID: sb.ID},
 	}
 	var (
-		kept  int
+		kept  resultBytes
 		spoke bool // an event reached the caller
 	)
 	handle := func(ev agentproto.Event) {
@@ -80,10 +80,7 @@ func (s *Service) runInContext(ctx context.Context, sb Sandbox, tmpl template.Te
 			if ev.Type == agentproto.EventStderr {
 				lines = &res.Execution.Logs.Stderr
 			}
-			if len(*lines) < maxResultLines && kept+len(ev.Data) <= maxResultBytes {
-				*lines = append(*lines, ev.Data)
-				kept += len(ev.Data)
-			} else {
+			if !kept.keep(lines, ev.Data) {
 				res.Execution.Truncated = true
 			}
 			out.Line, out.Timestamp = ev.Data, time.UnixMilli(ev.TS).UTC()
