@@ -242,7 +242,7 @@ func (s *Service) createContext(ctx context.Context, sb Sandbox, tmpl template.T
 	}
 	cc := CodeContext{
 		ID: "ctx-" + strings.TrimPrefix(id, "sb-"), SandboxID: sb.ID, Language: opts.Language,
-		Cwd: cmp.Or(opts.Cwd, tmpl.DefaultCwd, "/workspace"), EnvVars: copyEnv(opts.Env),
+		Cwd: cmp.Or(opts.Cwd, defaultDir(tmpl)), EnvVars: copyEnv(opts.Env),
 		CreatedAt: time.Now().UTC(), Default: isDefault,
 	}
 	client := s.agent(sb.ID)
