@@ -3,7 +3,6 @@ package sdbx
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
 	"strings"
@@ -64,17 +63,7 @@ func TestRunCommandShellFormBody(t *testing.T) {
 // callback while the server still holds the rest of the response back.
 func TestRunCommandDeliversLinesBeforeTheEnd(t *testing.T) {
 	seen := make(chan struct{})
-	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		io.WriteString(w, `{"type":"stdout","line":"early","timestamp":1}`+"\n")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-seen:
-			io.WriteString(w, `{"type":"result","result":{"exitCode":0,"stdout":["early"],"stderr":[],"durationMs":1}}`+"\n")
-		case <-time.After(10 * time.Second):
-			io.WriteString(w, `{"type":"error","error":{"code":"internal","message":"the client never saw the early line"}}`+"\n")
-		}
-	}))
+	c := newTestClient(t, earlyLineHandler(seen, `{"type":"result","result":{"exitCode":0,"stdout":["early"],"stderr":[],"durationMs":1}}`))
 	res, err := c.RunCommand(t.Context(), "sb-1", Command{Command: "x"},
 		OnStdout(func(l OutputLine) {
 			if l.Line == "early" {
@@ -167,14 +156,7 @@ func TestRunCommandPlainJSONFallback(t *testing.T) {
 func TestRunCommandClientDeadline(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}), func(cfg *Config) { cfg.Timeout = 20 * time.Millisecond })
+	c := newTestClient(t, stallHandler(release), func(cfg *Config) { cfg.Timeout = 20 * time.Millisecond })
 	_, err := c.RunCommand(t.Context(), "sb-1", Command{Command: "sleep 100", Timeout: 30 * time.Millisecond})
 	var te *TimeoutError
 	if !errors.As(err, &te) || !strings.Contains(te.Message, "no response within 50ms") {
