@@ -161,7 +161,7 @@ func (s *Service) resolveContext(ctx context.Context, sb Sandbox, tmpl template.
 	if err != nil {
 		return CodeContext{}, err
 	}
-	key := sb.ID + "/" + language
+	key := defaultKey(sb.ID, language)
 	s.mu.Lock()
 	cc, ok := s.defaults[key]
 	s.mu.Unlock()
@@ -184,6 +184,19 @@ func (s *Service) resolveContext(ctx context.Context, sb Sandbox, tmpl template.
 	s.defaults[key] = cc
 	s.mu.Unlock()
 	return cc, nil
+}
+
+// defaultKey is the key of s.defaults and s.defaultLocks for the default
+// context of one language in one sandbox.
+func defaultKey(sandboxID, language string) string { return sandboxID + "/" + language }
+
+// newContextID returns "ctx-" and 12 random characters of [a-z0-9].
+func newContextID() (string, error) {
+	id, err := newID()
+	if err != nil {
+		return "", err
+	}
+	return "ctx-" + strings.TrimPrefix(id, "sb-"), nil
 }
 
 // lockDefault serializes the creation of one sandbox's default context of
@@ -236,12 +249,12 @@ func (s *Service) CreateContext(ctx context.Context, tenant, sandboxID string, o
 }
 
 func (s *Service) createContext(ctx context.Context, sb Sandbox, tmpl template.Template, opts ContextOptions, isDefault bool) (CodeContext, error) {
-	id, err := newID()
+	id, err := newContextID()
 	if err != nil {
 		return CodeContext{}, err
 	}
 	cc := CodeContext{
-		ID: "ctx-" + strings.TrimPrefix(id, "sb-"), SandboxID: sb.ID, Language: opts.Language,
+		ID: id, SandboxID: sb.ID, Language: opts.Language,
 		Cwd: cmp.Or(opts.Cwd, defaultDir(tmpl)), EnvVars: copyEnv(opts.Env),
 		CreatedAt: time.Now().UTC(), Default: isDefault,
 	}
@@ -314,7 +327,7 @@ func (s *Service) DeleteContext(ctx context.Context, tenant, contextID string) e
 	}
 	if cc.Default {
 		s.mu.Lock()
-		delete(s.defaults, cc.SandboxID+"/"+cc.Language)
+		delete(s.defaults, defaultKey(cc.SandboxID, cc.Language))
 		s.mu.Unlock()
 	}
 	return s.store.DeleteContext(context.WithoutCancel(ctx), cc.ID)
