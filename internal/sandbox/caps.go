@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -26,12 +27,7 @@ type Caps struct {
 }
 
 func (c Caps) exempt(tenant string) bool {
-	for _, t := range c.Exempt {
-		if t == tenant {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(c.Exempt, tenant)
 }
 
 // capped is the error of a refusal by a cap.

@@ -69,7 +69,7 @@ func (s *Service) runInContext(ctx context.Context, sb Sandbox, tmpl template.Te
 		Metadata:  ExecutionMetadata{ContextID: cc.ID, Language: cc.Language, SandboxID: sb.ID},
 	}
 	var (
-		kept  int
+		kept  resultBytes
 		spoke bool // an event reached the caller
 	)
 	handle := func(ev agentproto.Event) {
@@ -80,10 +80,7 @@ func (s *Service) runInContext(ctx context.Context, sb Sandbox, tmpl template.Te
 			if ev.Type == agentproto.EventStderr {
 				lines = &res.Execution.Logs.Stderr
 			}
-			if len(*lines) < maxResultLines && kept+len(ev.Data) <= maxResultBytes {
-				*lines = append(*lines, ev.Data)
-				kept += len(ev.Data)
-			} else {
+			if !kept.keep(lines, ev.Data) {
 				res.Execution.Truncated = true
 			}
 			out.Line, out.Timestamp = ev.Data, time.UnixMilli(ev.TS).UTC()
@@ -164,7 +161,7 @@ func (s *Service) resolveContext(ctx context.Context, sb Sandbox, tmpl template.
 	if err != nil {
 		return CodeContext{}, err
 	}
-	key := sb.ID + "/" + language
+	key := defaultKey(sb.ID, language)
 	s.mu.Lock()
 	cc, ok := s.defaults[key]
 	s.mu.Unlock()
@@ -187,6 +184,19 @@ func (s *Service) resolveContext(ctx context.Context, sb Sandbox, tmpl template.
 	s.defaults[key] = cc
 	s.mu.Unlock()
 	return cc, nil
+}
+
+// defaultKey is the key of s.defaults and s.defaultLocks for the default
+// context of one language in one sandbox.
+func defaultKey(sandboxID, language string) string { return sandboxID + "/" + language }
+
+// newContextID returns "ctx-" and 12 random characters of [a-z0-9].
+func newContextID() (string, error) {
+	id, err := newID()
+	if err != nil {
+		return "", err
+	}
+	return "ctx-" + strings.TrimPrefix(id, "sb-"), nil
 }
 
 // lockDefault serializes the creation of one sandbox's default context of
@@ -239,13 +249,13 @@ func (s *Service) CreateContext(ctx context.Context, tenant, sandboxID string, o
 }
 
 func (s *Service) createContext(ctx context.Context, sb Sandbox, tmpl template.Template, opts ContextOptions, isDefault bool) (CodeContext, error) {
-	id, err := newID()
+	id, err := newContextID()
 	if err != nil {
 		return CodeContext{}, err
 	}
 	cc := CodeContext{
-		ID: "ctx-" + strings.TrimPrefix(id, "sb-"), SandboxID: sb.ID, Language: opts.Language,
-		Cwd: cmp.Or(opts.Cwd, tmpl.DefaultCwd, "/workspace"), EnvVars: copyEnv(opts.Env),
+		ID: id, SandboxID: sb.ID, Language: opts.Language,
+		Cwd: cmp.Or(opts.Cwd, defaultDir(tmpl)), EnvVars: copyEnv(opts.Env),
 		CreatedAt: time.Now().UTC(), Default: isDefault,
 	}
 	client := s.agent(sb.ID)
@@ -317,7 +327,7 @@ func (s *Service) DeleteContext(ctx context.Context, tenant, contextID string) e
 	}
 	if cc.Default {
 		s.mu.Lock()
-		delete(s.defaults, cc.SandboxID+"/"+cc.Language)
+		delete(s.defaults, defaultKey(cc.SandboxID, cc.Language))
 		s.mu.Unlock()
 	}
 	return s.store.DeleteContext(context.WithoutCancel(ctx), cc.ID)

@@ -70,10 +70,7 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 		return CommandResult{}, err
 	}
 	defer release()
-	timeout := req.Timeout
-	if timeout == 0 {
-		timeout = DefaultTimeout
-	}
+	timeout := cmp.Or(req.Timeout, DefaultTimeout)
 
 	ctx, done := s.track(ctx, id)
 	defer done()
@@ -83,7 +80,7 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	defer cancel()
 
 	res := CommandResult{Stdout: []string{}, Stderr: []string{}}
-	var kept int
+	var kept resultBytes
 	start := time.Now()
 	exec.TimeoutMs = timeout.Milliseconds()
 	exit, err := s.agent(id).Exec(ctx, exec,
@@ -97,10 +94,7 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 			default:
 				return
 			}
-			if len(*lines) < maxResultLines && kept+len(ev.Data) <= maxResultBytes {
-				*lines = append(*lines, ev.Data)
-				kept += len(ev.Data)
-			} else {
+			if !kept.keep(lines, ev.Data) {
 				res.Truncated = true
 			}
 			if onOutput != nil {
@@ -116,6 +110,20 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	}
 	res.ExitCode = exit.ExitCode
 	return res, nil
+}
+
+// resultBytes counts the bytes of output lines a run's result keeps.
+type resultBytes int
+
+// keep appends line to lines unless that would pass maxResultLines lines
+// or maxResultBytes bytes in all, and reports whether it did.
+func (k *resultBytes) keep(lines *[]string, line string) bool {
+	if len(*lines) >= maxResultLines || int(*k)+len(line) > maxResultBytes {
+		return false
+	}
+	*lines = append(*lines, line)
+	*k += resultBytes(len(line))
+	return true
 }
 
 // commandError explains why a command ended without an exit status.

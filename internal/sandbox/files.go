@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,13 +69,10 @@ func (s *Service) OpenFile(ctx context.Context, tenant, sandboxID, path string) 
 // DeleteFile removes a file, or a directory (with its contents only when
 // recursive).
 func (s *Service) DeleteFile(ctx context.Context, tenant, sandboxID, path string, recursive bool) error {
-	c, err := s.fileAgent(ctx, tenant, sandboxID)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
-	defer cancel()
-	return fileOpError(ctx, "delete", path, c.RemoveFile(ctx, path, recursive))
+	_, err := fileOp(ctx, s, tenant, sandboxID, "delete", path, func(ctx context.Context, c *agentclient.Client) (struct{}, error) {
+		return struct{}{}, c.RemoveFile(ctx, path, recursive)
+	})
+	return err
 }
 
 // ListFiles lists a directory; dir defaults to the template's working
@@ -110,66 +108,34 @@ func (s *Service) ListFiles(ctx context.Context, tenant, sandboxID, dir string) 
 // StatFile describes the entry at path; a symbolic link is described
 // itself (type "symlink").
 func (s *Service) StatFile(ctx context.Context, tenant, sandboxID, path string) (FileEntry, error) {
-	c, err := s.fileAgent(ctx, tenant, sandboxID)
-	if err != nil {
-		return FileEntry{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
-	defer cancel()
-	e, err := c.StatFile(ctx, path)
-	if err != nil {
-		return FileEntry{}, fileOpError(ctx, "stat", path, err)
-	}
-	return fileEntry(e), nil
+	return entryOp(ctx, s, tenant, sandboxID, "stat", path, func(ctx context.Context, c *agentclient.Client) (agentproto.FileEntry, error) {
+		return c.StatFile(ctx, path)
+	})
 }
 
 // MakeDir creates the directory path (mode 0755); with parents, missing
 // parents are created too and an existing directory is not an error.
 func (s *Service) MakeDir(ctx context.Context, tenant, sandboxID, path string, parents bool) (FileEntry, error) {
-	c, err := s.fileAgent(ctx, tenant, sandboxID)
-	if err != nil {
-		return FileEntry{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
-	defer cancel()
-	e, err := c.MakeDir(ctx, agentproto.FileRequest{Path: path, CreateParents: parents})
-	if err != nil {
-		return FileEntry{}, fileOpError(ctx, "mkdir", path, err)
-	}
-	return fileEntry(e), nil
+	return entryOp(ctx, s, tenant, sandboxID, "mkdir", path, func(ctx context.Context, c *agentclient.Client) (agentproto.FileEntry, error) {
+		return c.MakeDir(ctx, agentproto.FileRequest{Path: path, CreateParents: parents})
+	})
 }
 
 // MoveFile renames the entry at from to to and returns its entry at to.
 // An existing destination is a conflict unless overwrite is set (a
 // directory can replace only an empty directory).
 func (s *Service) MoveFile(ctx context.Context, tenant, sandboxID, from, to string, overwrite bool) (FileEntry, error) {
-	c, err := s.fileAgent(ctx, tenant, sandboxID)
-	if err != nil {
-		return FileEntry{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
-	defer cancel()
-	e, err := c.MoveFile(ctx, agentproto.FileRequest{Path: from, To: to, Overwrite: overwrite})
-	if err != nil {
-		return FileEntry{}, fileOpError(ctx, "move", from, err)
-	}
-	return fileEntry(e), nil
+	return entryOp(ctx, s, tenant, sandboxID, "move", from, func(ctx context.Context, c *agentclient.Client) (agentproto.FileEntry, error) {
+		return c.MoveFile(ctx, agentproto.FileRequest{Path: from, To: to, Overwrite: overwrite})
+	})
 }
 
 // FileExists reports whether path resolves to an entry (symbolic links
 // followed; a dangling link does not exist).
 func (s *Service) FileExists(ctx context.Context, tenant, sandboxID, path string) (bool, error) {
-	c, err := s.fileAgent(ctx, tenant, sandboxID)
-	if err != nil {
-		return false, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
-	defer cancel()
-	ok, err := c.FileExists(ctx, path)
-	if err != nil {
-		return false, fileOpError(ctx, "exists", path, err)
-	}
-	return ok, nil
+	return fileOp(ctx, s, tenant, sandboxID, "exists", path, func(ctx context.Context, c *agentclient.Client) (bool, error) {
+		return c.FileExists(ctx, path)
+	})
 }
 
 // fileAgent checks the sandbox and returns a client of its agent.
@@ -180,6 +146,33 @@ func (s *Service) fileAgent(ctx context.Context, tenant, id string) (*agentclien
 	return s.agent(id), nil
 }
 
+// fileOp runs call, an operation without content on path, against the
+// agent of the caller's running sandbox, bounded by fileOpTimeout; a
+// passed deadline is said so.
+func fileOp[T any](ctx context.Context, s *Service, tenant, sandboxID, op, path string, call func(context.Context, *agentclient.Client) (T, error)) (T, error) {
+	var zero T
+	c, err := s.fileAgent(ctx, tenant, sandboxID)
+	if err != nil {
+		return zero, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	defer cancel()
+	v, err := call(ctx, c)
+	if err != nil {
+		return zero, fileOpError(ctx, op, path, err)
+	}
+	return v, nil
+}
+
+// entryOp is fileOp for an operation that answers with an entry.
+func entryOp(ctx context.Context, s *Service, tenant, sandboxID, op, path string, call func(context.Context, *agentclient.Client) (agentproto.FileEntry, error)) (FileEntry, error) {
+	e, err := fileOp(ctx, s, tenant, sandboxID, op, path, call)
+	if err != nil {
+		return FileEntry{}, err
+	}
+	return fileEntry(e), nil
+}
+
 // fileOpError explains err; a passed deadline is said so.
 func fileOpError(ctx context.Context, op, path string, err error) error {
 	if err != nil && errors.Is(err, errdefs.ErrTimeout) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -188,12 +181,10 @@ func fileOpError(ctx context.Context, op, path string, err error) error {
 	return err
 }
 
-// defaultDir is where ListFiles looks without a path.
+// defaultDir is where ListFiles looks without a path, and a new code
+// context's working directory without one.
 func defaultDir(t template.Template) string {
-	if t.DefaultCwd != "" {
-		return t.DefaultCwd
-	}
-	return "/workspace"
+	return cmp.Or(t.DefaultCwd, "/workspace")
 }
 
 // fileEntry converts the agent's entry.

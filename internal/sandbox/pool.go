@@ -1,14 +1,12 @@
 package sandbox
 
 import (
-	"cmp"
 	"context"
-	"github.com/sdbx/sdbx/internal/template"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/sdbx/sdbx/internal/runtime"
+	"github.com/sdbx/sdbx/internal/template"
 )
 
 // pool keeps pre-created sandboxes per template so that Create can claim
@@ -224,13 +222,13 @@ func (s *Service) prewarm(ctx context.Context, id string, tmpl template.Template
 	if err != nil {
 		return nil
 	}
-	ctxID, err := newID()
+	ctxID, err := newContextID()
 	if err != nil {
 		return nil
 	}
 	cc := CodeContext{
-		ID: "ctx-" + strings.TrimPrefix(ctxID, "sb-"), SandboxID: id, Language: language,
-		Cwd: cmp.Or(tmpl.DefaultCwd, "/workspace"), EnvVars: map[string]string{}, Default: true,
+		ID: ctxID, SandboxID: id, Language: language,
+		Cwd: defaultDir(tmpl), EnvVars: map[string]string{}, Default: true,
 	}
 	if err := s.startAgentContext(ctx, s.agent(id), Sandbox{ID: id}, tmpl, cc); err != nil {
 		s.log.Warn("prewarm context of pooled sandbox", "sandbox_id", id, "err", err)
@@ -261,7 +259,7 @@ func (s *Service) adoptWarmContext(ctx context.Context, sb Sandbox) {
 		return
 	}
 	s.mu.Lock()
-	s.defaults[sb.ID+"/"+cc.Language] = cc
+	s.defaults[defaultKey(sb.ID, cc.Language)] = cc
 	s.mu.Unlock()
 }
 

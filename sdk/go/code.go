@@ -155,8 +155,9 @@ func (c *Client) RunCode(ctx context.Context, sandboxID, code string, opts ...Co
 		TimeoutMs: durationMs(o.timeout),
 	}
 	var res ExecutionResult
-	replay := func() { replayExecution(&o.codeHandlers, "", &res.Execution) }
-	if err := c.streamCode(ctx, r, body, c.timeout+runLimit(o.timeout), &o.codeHandlers, &res, replay); err != nil {
+	sink := streamSink{h: &o.codeHandlers, out: &res, final: "the final result",
+		replay: func() { replayExecution(&o.codeHandlers, "", &res.Execution) }}
+	if err := c.streamCode(ctx, r, body, c.timeout+runLimit(o.timeout), sink); err != nil {
 		return nil, err
 	}
 	if res.Execution.Logs.Stdout == nil {
@@ -237,14 +238,14 @@ func (c *Client) RunBatch(ctx context.Context, sandboxID string, jobs []BatchJob
 	var out struct {
 		Results []BatchResult `json:"results"`
 	}
-	replay := func() {
+	sink := streamSink{h: &o.codeHandlers, out: &out, final: "the final result", replay: func() {
 		for _, br := range out.Results {
 			if br.Execution != nil {
 				replayExecution(&o.codeHandlers, br.JobID, br.Execution)
 			}
 		}
-	}
-	if err := c.streamCode(ctx, r, body, c.timeout+batchLimit(jobs, o.concurrency), &o.codeHandlers, &out, replay); err != nil {
+	}}
+	if err := c.streamCode(ctx, r, body, c.timeout+batchLimit(jobs, o.concurrency), sink); err != nil {
 		return nil, err
 	}
 	if out.Results == nil {
@@ -279,10 +280,19 @@ type codeEvent struct {
 	Error     json.RawMessage `json:"error"`
 }
 
-// streamCode sends body as r, bounded by limit, calls h for each streamed
-// event and decodes the final result into out. A server that ignored
-// Accept answers with plain JSON; replay then calls h from out.
-func (c *Client) streamCode(ctx context.Context, r *request, body any, limit time.Duration, h *codeHandlers, out any, replay func()) error {
+// streamSink is where streamCode delivers a stream.
+type streamSink struct {
+	h      *codeHandlers
+	out    any    // the final result is decoded into it
+	replay func() // calls h from out when the server answered with plain JSON
+	final  string // names the final result when the stream ends without it
+}
+
+// streamCode sends body as r, bounded by limit, calls s.h for each
+// streamed event and decodes the final result into s.out. A server that
+// ignored Accept answers with plain JSON; s.replay then calls s.h from
+// s.out. RunCommand, RunCode and RunBatch all stream through it.
+func (c *Client) streamCode(ctx context.Context, r *request, body any, limit time.Duration, s streamSink) error {
 	data, err := json.Marshal(body)
 	if err != nil {
 		return &SandboxError{Code: CodeInvalidArgument, Message: fmt.Sprintf("%s: encode request: %v", r.op(), err), SandboxID: r.sandboxID}
@@ -297,22 +307,23 @@ func (c *Client) streamCode(ctx context.Context, r *request, body any, limit tim
 		return err
 	}
 	defer resp.Body.Close()
-	err = readCodeStream(resp, r, h, out, replay)
+	err = readCodeStream(resp, r, s)
 	if err != nil && streamCtx.Err() != nil {
 		return c.contextError(ctx, r.op(), limit)
 	}
 	return err
 }
 
-// readCodeStream decodes the response of a code run or batch.
-func readCodeStream(resp *http.Response, r *request, h *codeHandlers, out any, replay func()) error {
+// readCodeStream decodes the response of a command, code run or batch.
+func readCodeStream(resp *http.Response, r *request, s streamSink) error {
+	h := s.h
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	dec := json.NewDecoder(resp.Body)
 	if mt == "application/json" {
-		if err := dec.Decode(out); err != nil {
+		if err := dec.Decode(s.out); err != nil {
 			return decodeError(r, err)
 		}
-		replay()
+		s.replay()
 		return nil
 	}
 	malformed := func(what string) error {
@@ -322,7 +333,7 @@ func readCodeStream(resp *http.Response, r *request, h *codeHandlers, out any, r
 		var ev codeEvent
 		if err := dec.Decode(&ev); err != nil {
 			if errors.Is(err, io.EOF) {
-				return connectionError(r.op(), errors.New("stream ended before the final result"))
+				return connectionError(r.op(), errors.New("stream ended before "+s.final))
 			}
 			return decodeError(r, err)
 		}
@@ -357,7 +368,7 @@ func readCodeStream(resp *http.Response, r *request, h *codeHandlers, out any, r
 			if len(ev.Result) == 0 || string(ev.Result) == "null" {
 				return malformed(`result event without "result"`)
 			}
-			if err := json.Unmarshal(ev.Result, out); err != nil {
+			if err := json.Unmarshal(ev.Result, s.out); err != nil {
 				return malformed(fmt.Sprintf("decode result: %v", err))
 			}
 			return nil

@@ -42,6 +42,35 @@ func streamHandler(t *testing.T, path string, body *map[string]any, lines ...str
 	}
 }
 
+// earlyLineHandler streams a stdout line "early", then holds the response
+// until seen is closed (the client got the line) and ends it with result.
+func earlyLineHandler(seen <-chan struct{}, result string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		io.WriteString(w, `{"type":"stdout","line":"early","timestamp":1}`+"\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-seen:
+			io.WriteString(w, result+"\n")
+		case <-time.After(10 * time.Second):
+			io.WriteString(w, `{"type":"error","error":{"code":"internal","message":"the client never saw the early line"}}`+"\n")
+		}
+	}
+}
+
+// stallHandler starts an NDJSON response and sends nothing more until the
+// client goes away or release is closed.
+func stallHandler(release <-chan struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}
+}
+
 const codePath = "/v1/sandboxes/sb-1/code"
 
 func TestRunCodeStreamsEventsInOrder(t *testing.T) {
@@ -204,17 +233,7 @@ func TestRunCodeFailures(t *testing.T) {
 // callback while the server still holds the rest of the response back.
 func TestRunCodeDeliversLinesBeforeTheEnd(t *testing.T) {
 	seen := make(chan struct{})
-	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		io.WriteString(w, `{"type":"stdout","line":"early","timestamp":1}`+"\n")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-seen:
-			io.WriteString(w, `{"type":"result","result":{"execution":{"logs":{"stdout":["early"]}},"metadata":{}}}`+"\n")
-		case <-time.After(10 * time.Second):
-			io.WriteString(w, `{"type":"error","error":{"code":"internal","message":"the client never saw the early line"}}`+"\n")
-		}
-	}))
+	c := newTestClient(t, earlyLineHandler(seen, `{"type":"result","result":{"execution":{"logs":{"stdout":["early"]}},"metadata":{}}}`))
 	_, err := c.RunCode(t.Context(), "sb-1", "x", OnStdout(func(l OutputLine) {
 		if l.Line == "early" {
 			close(seen)
@@ -272,14 +291,7 @@ func TestRunCodePlainJSONFallback(t *testing.T) {
 func TestRunCodeClientDeadline(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}), func(cfg *Config) { cfg.Timeout = 20 * time.Millisecond })
+	c := newTestClient(t, stallHandler(release), func(cfg *Config) { cfg.Timeout = 20 * time.Millisecond })
 	_, err := c.RunCode(t.Context(), "sb-1", "while True: pass", Timeout(30*time.Millisecond))
 	var te *TimeoutError
 	if !errors.As(err, &te) || !strings.Contains(te.Message, "no response within 50ms") {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"time"
 )
@@ -48,15 +46,6 @@ type commandBody struct {
 	TimeoutMs int64             `json:"timeoutMs,omitempty"`
 }
 
-// streamEvent is one line of the NDJSON response of POST .../commands.
-type streamEvent struct {
-	Type      string         `json:"type"`
-	Line      string         `json:"line"`
-	Timestamp int64          `json:"timestamp"`
-	Result    *CommandResult `json:"result"`
-	Error     *wireError     `json:"error"`
-}
-
 // RunCommand runs cmd in sandbox id and returns its result once it has
 // exited; a non-zero exit code is not an error. Output lines are streamed
 // to the OnStdout/OnStderr callbacks while the command runs.
@@ -81,97 +70,28 @@ func (c *Client) RunCommand(ctx context.Context, id string, cmd Command, opts ..
 		accept: ndjson,
 		kind:   opSandbox, sandboxID: id,
 	}
-	body, err := json.Marshal(commandBody{
+	body := commandBody{
 		Command:   cmd.Command,
 		Args:      cmd.Args,
 		Envs:      cmd.Env,
 		Cwd:       cmd.Cwd,
 		TimeoutMs: durationMs(cmd.Timeout),
-	})
-	if err != nil {
-		return nil, &SandboxError{Code: CodeInvalidArgument, Message: fmt.Sprintf("%s: encode request: %v", r.op(), err), SandboxID: id}
 	}
-
-	// The wait is bounded by the command's own timeout plus the client's
-	// per-call timeout for setup and transfer.
-	limit := c.timeout
-	switch {
-	case cmd.Timeout > 0:
-		limit += cmd.Timeout
-	case cmd.Timeout == 0:
-		limit += defaultCommandTimeout
-	}
-	streamCtx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-
-	resp, err := c.send(streamCtx, r, body)
-	if err != nil {
-		if streamCtx.Err() != nil {
-			return nil, c.contextError(ctx, r.op(), limit)
-		}
-		return nil, err
-	}
-	defer resp.Body.Close()
-
-	res, err := c.readStream(resp, r, &o)
-	if err != nil && streamCtx.Err() != nil {
-		return nil, c.contextError(ctx, r.op(), limit)
-	}
-	return res, err
-}
-
-// readStream decodes the response of a command: an NDJSON stream, or (from
-// a server that ignored Accept) a plain CommandResult, whose lines are then
-// replayed to the callbacks without timestamps.
-func (c *Client) readStream(resp *http.Response, r *request, o *runOptions) (*CommandResult, error) {
-	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
-	dec := json.NewDecoder(resp.Body)
-	if mt == "application/json" {
-		var res CommandResult
-		if err := dec.Decode(&res); err != nil {
-			return nil, decodeError(r, err)
-		}
+	var res CommandResult
+	sink := streamSink{h: &codeHandlers{runOptions: o}, out: &res, final: "the command's result", replay: func() {
 		for _, l := range res.Stdout {
 			emit(o.onStdout, OutputLine{Stream: "stdout", Line: l})
 		}
 		for _, l := range res.Stderr {
 			emit(o.onStderr, OutputLine{Stream: "stderr", Line: l})
 		}
-		return &res, nil
+	}}
+	// The wait is bounded by the command's own timeout plus the client's
+	// per-call timeout for setup and transfer.
+	if err := c.streamCode(ctx, r, body, c.timeout+runLimit(cmd.Timeout), sink); err != nil {
+		return nil, err
 	}
-	for {
-		var ev streamEvent
-		if err := dec.Decode(&ev); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil, connectionError(r.op(), errors.New("stream ended before the command's result"))
-			}
-			return nil, decodeError(r, err)
-		}
-		switch ev.Type {
-		case "stdout":
-			emit(o.onStdout, outputLine(ev))
-		case "stderr":
-			emit(o.onStderr, outputLine(ev))
-		case "result":
-			if ev.Result == nil {
-				return nil, &Error{Code: CodeInternal, Message: r.op() + `: result event without "result"`, StatusCode: resp.StatusCode}
-			}
-			return ev.Result, nil
-		case "error":
-			return nil, streamError(r, ev.Error)
-		default:
-			// Unknown event types are ignored so that the server can add
-			// new ones.
-		}
-	}
-}
-
-func outputLine(ev streamEvent) OutputLine {
-	l := OutputLine{Stream: ev.Type, Line: ev.Line}
-	if ev.Timestamp != 0 {
-		l.Timestamp = time.UnixMilli(ev.Timestamp)
-	}
-	return l
+	return &res, nil
 }
 
 func emit(fn func(OutputLine), l OutputLine) {

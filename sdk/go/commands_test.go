@@ -1,10 +1,8 @@
 package sdbx
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
 	"strings"
@@ -12,37 +10,11 @@ import (
 	"time"
 )
 
-// ndjsonHandler answers POST /v1/sandboxes/sb-1/commands with the given
-// NDJSON lines, flushing after each one, and records the request body.
-func ndjsonHandler(t *testing.T, body *map[string]any, lines ...string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/v1/sandboxes/sb-1/commands" {
-			writeError(w, 404, "not_found", "no route "+r.URL.Path)
-			return
-		}
-		if got := r.Header.Get("Accept"); got != "application/x-ndjson" {
-			writeError(w, 400, "invalid_argument", "Accept = "+got)
-			return
-		}
-		if body != nil {
-			*body = nil
-			if err := json.NewDecoder(r.Body).Decode(body); err != nil {
-				writeError(w, 400, "invalid_argument", err.Error())
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		rc := http.NewResponseController(w)
-		for _, l := range lines {
-			io.WriteString(w, l+"\n")
-			rc.Flush()
-		}
-	}
-}
+const commandsPath = "/v1/sandboxes/sb-1/commands"
 
 func TestRunCommandStreamsInOrder(t *testing.T) {
 	var body map[string]any
-	c := newTestClient(t, ndjsonHandler(t, &body,
+	c := newTestClient(t, streamHandler(t, commandsPath, &body,
 		`{"type":"stdout","line":"one","timestamp":1764147600123}`,
 		`{"type":"stderr","line":"warn","timestamp":1764147600124}`,
 		`{"type":"progress","whatever":true}`,
@@ -78,7 +50,7 @@ func TestRunCommandStreamsInOrder(t *testing.T) {
 
 func TestRunCommandShellFormBody(t *testing.T) {
 	var body map[string]any
-	c := newTestClient(t, ndjsonHandler(t, &body, `{"type":"result","result":{"exitCode":0,"stdout":[],"stderr":[],"durationMs":1}}`))
+	c := newTestClient(t, streamHandler(t, commandsPath, &body, `{"type":"result","result":{"exitCode":0,"stdout":[],"stderr":[],"durationMs":1}}`))
 	if _, err := c.RunCommand(t.Context(), "sb-1", Command{Command: "echo hi | wc -c"}); err != nil {
 		t.Fatal(err)
 	}
@@ -91,17 +63,7 @@ func TestRunCommandShellFormBody(t *testing.T) {
 // callback while the server still holds the rest of the response back.
 func TestRunCommandDeliversLinesBeforeTheEnd(t *testing.T) {
 	seen := make(chan struct{})
-	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		io.WriteString(w, `{"type":"stdout","line":"early","timestamp":1}`+"\n")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-seen:
-			io.WriteString(w, `{"type":"result","result":{"exitCode":0,"stdout":["early"],"stderr":[],"durationMs":1}}`+"\n")
-		case <-time.After(10 * time.Second):
-			io.WriteString(w, `{"type":"error","error":{"code":"internal","message":"the client never saw the early line"}}`+"\n")
-		}
-	}))
+	c := newTestClient(t, earlyLineHandler(seen, `{"type":"result","result":{"exitCode":0,"stdout":["early"],"stderr":[],"durationMs":1}}`))
 	res, err := c.RunCommand(t.Context(), "sb-1", Command{Command: "x"},
 		OnStdout(func(l OutputLine) {
 			if l.Line == "early" {
@@ -119,7 +81,7 @@ func TestRunCommandFailures(t *testing.T) {
 		handler http.HandlerFunc
 		check   func(t *testing.T, err error)
 	}{
-		{"timeout event", ndjsonHandler(t, nil,
+		{"timeout event", streamHandler(t, commandsPath, nil,
 			`{"type":"stdout","line":"partial","timestamp":1}`,
 			`{"type":"error","error":{"code":"timeout","message":"command: timed out after 1s"}}`),
 			func(t *testing.T, err error) {
@@ -128,28 +90,28 @@ func TestRunCommandFailures(t *testing.T) {
 					t.Fatalf("err = %v (%T), want TimeoutError", err, err)
 				}
 			}},
-		{"conflict event", ndjsonHandler(t, nil, `{"type":"error","error":{"code":"conflict","message":"sandbox sb-1: terminated"}}`),
+		{"conflict event", streamHandler(t, commandsPath, nil, `{"type":"error","error":{"code":"conflict","message":"sandbox sb-1: terminated"}}`),
 			func(t *testing.T, err error) {
 				var se *SandboxError
 				if !errors.As(err, &se) || !errors.Is(err, ErrConflict) || se.SandboxID != "sb-1" {
 					t.Fatalf("err = %v (%T), want SandboxError conflict", err, err)
 				}
 			}},
-		{"unavailable event", ndjsonHandler(t, nil, `{"type":"error","error":{"code":"unavailable","message":"agent gone"}}`),
+		{"unavailable event", streamHandler(t, commandsPath, nil, `{"type":"error","error":{"code":"unavailable","message":"agent gone"}}`),
 			func(t *testing.T, err error) {
 				var e *Error
 				if !errors.As(err, &e) || !errors.Is(err, ErrUnavailable) || e.StatusCode != 503 {
 					t.Fatalf("err = %v (%T), want Error unavailable", err, err)
 				}
 			}},
-		{"stream ends without result", ndjsonHandler(t, nil, `{"type":"stdout","line":"x","timestamp":1}`),
+		{"stream ends without result", streamHandler(t, commandsPath, nil, `{"type":"stdout","line":"x","timestamp":1}`),
 			func(t *testing.T, err error) {
 				var ce *ConnectionError
 				if !errors.As(err, &ce) || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "before the command's result") {
 					t.Fatalf("err = %v (%T), want ConnectionError", err, err)
 				}
 			}},
-		{"malformed line", ndjsonHandler(t, nil, `{"type":"stdout","line":`+"\n"+`}`),
+		{"malformed line", streamHandler(t, commandsPath, nil, `{"type":"stdout","line":`+"\n"+`}`),
 			func(t *testing.T, err error) {
 				if !errors.Is(err, ErrInternal) {
 					t.Fatalf("err = %v (%T), want ErrInternal", err, err)
@@ -194,14 +156,7 @@ func TestRunCommandPlainJSONFallback(t *testing.T) {
 func TestRunCommandClientDeadline(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	c := newTestClient(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		http.NewResponseController(w).Flush()
-		select {
-		case <-r.Context().Done():
-		case <-release:
-		}
-	}), func(cfg *Config) { cfg.Timeout = 20 * time.Millisecond })
+	c := newTestClient(t, stallHandler(release), func(cfg *Config) { cfg.Timeout = 20 * time.Millisecond })
 	_, err := c.RunCommand(t.Context(), "sb-1", Command{Command: "sleep 100", Timeout: 30 * time.Millisecond})
 	var te *TimeoutError
 	if !errors.As(err, &te) || !strings.Contains(te.Message, "no response within 50ms") {

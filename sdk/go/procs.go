@@ -222,7 +222,7 @@ type procStdinBody struct {
 // has exited, or after closing, fails with a *SandboxError matching
 // ErrConflict.
 func (c *Client) WriteStdin(ctx context.Context, id, procID string, data []byte, closeStdin bool) (*Process, error) {
-	return c.procPost(ctx, id, procID, "stdin", procStdinBody{
+	return c.procCall(ctx, http.MethodPost, id, procID, "stdin", procStdinBody{
 		Data: base64.StdEncoding.EncodeToString(data), Encoding: "base64", Close: closeStdin,
 	})
 }
@@ -232,7 +232,7 @@ func (c *Client) WriteStdin(ctx context.Context, id, procID string, data []byte,
 // fails with a *SandboxError matching ErrInvalidArgument, a process that
 // has exited with ErrConflict.
 func (c *Client) SignalProcess(ctx context.Context, id, procID, signal string) (*Process, error) {
-	return c.procPost(ctx, id, procID, "signal", struct {
+	return c.procCall(ctx, http.MethodPost, id, procID, "signal", struct {
 		Signal string `json:"signal"`
 	}{signal})
 }
@@ -240,21 +240,12 @@ func (c *Client) SignalProcess(ctx context.Context, id, procID, signal string) (
 // KillProcess sends SIGKILL to the process group of process procID of
 // sandbox id. Killing a process that has exited is not an error.
 func (c *Client) KillProcess(ctx context.Context, id, procID string) (*Process, error) {
-	if err := checkID(opSandbox, "sandboxId", id); err != nil {
-		return nil, err
-	}
-	if err := checkID(opSandbox, "processId", procID); err != nil {
-		return nil, err
-	}
-	var p Process
-	r := &request{method: http.MethodDelete, path: []string{"sandboxes", id, "processes", procID}, kind: opSandbox, sandboxID: id}
-	if err := c.call(ctx, r, &p); err != nil {
-		return nil, err
-	}
-	return &p, nil
+	return c.procCall(ctx, http.MethodDelete, id, procID, "", nil)
 }
 
-func (c *Client) procPost(ctx context.Context, id, procID, action string, body any) (*Process, error) {
+// procCall sends method to process procID of sandbox id (to its action
+// sub-path unless action is empty) and decodes the process it answers.
+func (c *Client) procCall(ctx context.Context, method, id, procID, action string, body any) (*Process, error) {
 	if err := checkID(opSandbox, "sandboxId", id); err != nil {
 		return nil, err
 	}
@@ -262,7 +253,11 @@ func (c *Client) procPost(ctx context.Context, id, procID, action string, body a
 		return nil, err
 	}
 	var p Process
-	r := &request{method: http.MethodPost, path: []string{"sandboxes", id, "processes", procID, action}, body: body, kind: opSandbox, sandboxID: id}
+	path := []string{"sandboxes", id, "processes", procID}
+	if action != "" {
+		path = append(path, action)
+	}
+	r := &request{method: method, path: path, body: body, kind: opSandbox, sandboxID: id}
 	if err := c.call(ctx, r, &p); err != nil {
 		return nil, err
 	}
