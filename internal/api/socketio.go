@@ -478,11 +478,8 @@ func (sess *session) deleteSandbox(ctx context.Context, c *call) (any, error) {
 
 func (sess *session) deleteTemplate(ctx context.Context, c *call) (any, error) {
 	var ref templateRef
-	if err := decodeObject("payload", c.payload, &ref); err != nil {
+	if err := decodeRef(c, &ref, "templateId", &ref.TemplateID); err != nil {
 		return nil, err
-	}
-	if ref.TemplateID == "" {
-		return nil, invalidf(`field "templateId": required`)
 	}
 	if err := sess.h.svc.DeleteTemplate(ctx, sess.principal.Tenant, ref.TemplateID); err != nil {
 		return nil, err
@@ -511,11 +508,8 @@ func (sess *session) listTemplates(ctx context.Context, c *call) (any, error) {
 
 func (sess *session) getTemplate(ctx context.Context, c *call) (any, error) {
 	var ref templateRef
-	if err := decodeObject("payload", c.payload, &ref); err != nil {
+	if err := decodeRef(c, &ref, "templateId", &ref.TemplateID); err != nil {
 		return nil, err
-	}
-	if ref.TemplateID == "" {
-		return nil, invalidf(`field "templateId": required`)
 	}
 	t, err := sess.h.svc.Template(ctx, sess.principal.Tenant, ref.TemplateID)
 	if err != nil {
