@@ -48,6 +48,45 @@ type transfers struct {
 
 func (t *transfers) count() int { return len(t.uploads) + len(t.downloads) }
 
+// addTransfer registers v as (*m)[id], m being one of t's maps, unless
+// the connection already has maxTransfers open.
+func addTransfer[T any](t *transfers, m *map[string]*T, id string, v *T) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.count() >= maxTransfers {
+		return errTooMany
+	}
+	if *m == nil {
+		*m = map[string]*T{}
+	}
+	(*m)[id] = v
+	return nil
+}
+
+// findTransfer returns (*m)[id], or an error naming kind when there is none.
+func findTransfer[T any](t *transfers, m *map[string]*T, kind, id string) (*T, error) {
+	t.mu.Lock()
+	v := (*m)[id]
+	t.mu.Unlock()
+	if v == nil {
+		return nil, noTransfer(kind, id)
+	}
+	return v, nil
+}
+
+// takeTransfer removes and returns (*m)[id] (nil when there is none).
+func takeTransfer[T any](t *transfers, m *map[string]*T, id string) *T {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v := (*m)[id]
+	delete(*m, id)
+	return v
+}
+
+func (t *transfers) takeUpload(id string) *upload { return takeTransfer(t, &t.uploads, id) }
+
+func (t *transfers) takeDownload(id string) *download { return takeTransfer(t, &t.downloads, id) }
+
 // closeAll aborts every transfer (the socket is gone).
 func (t *transfers) closeAll() {
 	t.mu.Lock()
@@ -177,18 +216,11 @@ func (sess *session) beginUpload(ctx context.Context, c *call) (any, error) {
 			u.abort(fmt.Errorf("no chunk for %s: %w", transferIdle, errUploadAborted))
 		}
 	})
-	sess.xfer.mu.Lock()
-	if sess.xfer.count() >= maxTransfers {
-		sess.xfer.mu.Unlock()
+	if err := addTransfer(&sess.xfer, &sess.xfer.uploads, id, u); err != nil {
 		u.idle.Stop()
 		cancel()
-		return nil, errTooMany
+		return nil, err
 	}
-	if sess.xfer.uploads == nil {
-		sess.xfer.uploads = map[string]*upload{}
-	}
-	sess.xfer.uploads[id] = u
-	sess.xfer.mu.Unlock()
 	started := sess.h.spawn(func() {
 		defer close(u.done)
 		u.entry, u.err = sess.h.svc.WriteFile(wctx, sess.principal.Tenant, p.SandboxID, p.Path, pr,
@@ -202,24 +234,6 @@ func (sess *session) beginUpload(ctx context.Context, c *call) (any, error) {
 		return nil, fmt.Errorf("server shutting down: %w", errdefs.ErrUnavailable)
 	}
 	return map[string]any{"uploadId": id}, nil
-}
-
-func (t *transfers) upload(id string) (*upload, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u := t.uploads[id]
-	if u == nil {
-		return nil, noTransfer("upload", id)
-	}
-	return u, nil
-}
-
-func (t *transfers) takeUpload(id string) *upload {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u := t.uploads[id]
-	delete(t.uploads, id)
-	return u
 }
 
 // uploadChunk serves file:upload:chunk {uploadId, seq, data: <binary>}:
@@ -236,7 +250,7 @@ func (sess *session) uploadChunk(ctx context.Context, c *call) (any, error) {
 	if c.data == nil {
 		return nil, invalidf(`field "data": required, as a binary attachment (a Buffer, ArrayBuffer or typed array)`)
 	}
-	u, err := sess.xfer.upload(ref.UploadID)
+	u, err := findTransfer(&sess.xfer, &sess.xfer.uploads, "upload", ref.UploadID)
 	if err != nil {
 		return nil, err
 	}
@@ -380,6 +394,7 @@ func (sess *session) beginDownload(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked before the file is opened, and again when it is registered.
 	sess.xfer.mu.Lock()
 	full := sess.xfer.count() >= maxTransfers
 	sess.xfer.mu.Unlock()
@@ -399,21 +414,12 @@ func (sess *session) beginDownload(ctx context.Context, c *call) (any, error) {
 			d.close()
 		}
 	})
-	sess.xfer.mu.Lock()
-	if sess.xfer.downloads == nil {
-		sess.xfer.downloads = map[string]*download{}
+	// Checked again: another begin may have taken the last place since.
+	if err := addTransfer(&sess.xfer, &sess.xfer.downloads, id, d); err != nil {
+		d.close()
+		return nil, err
 	}
-	sess.xfer.downloads[id] = d
-	sess.xfer.mu.Unlock()
 	return map[string]any{"downloadId": id, "size": entry.Size, "chunkSize": chunk, "entry": toFileEntry(entry)}, nil
-}
-
-func (t *transfers) takeDownload(id string) *download {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	d := t.downloads[id]
-	delete(t.downloads, id)
-	return d
 }
 
 // downloadChunk serves file:download:chunk {downloadId}: the ack carries
@@ -424,11 +430,9 @@ func (sess *session) downloadChunk(ctx context.Context, c *call) (any, error) {
 	if err := decodeObject("payload", c.payload, &ref); err != nil {
 		return nil, err
 	}
-	sess.xfer.mu.Lock()
-	d := sess.xfer.downloads[ref.DownloadID]
-	sess.xfer.mu.Unlock()
-	if d == nil {
-		return nil, noTransfer("download", ref.DownloadID)
+	d, err := findTransfer(&sess.xfer, &sess.xfer.downloads, "download", ref.DownloadID)
+	if err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
