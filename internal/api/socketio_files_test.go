@@ -256,3 +256,37 @@ func TestSocketFileOps(t *testing.T) {
 		t.Fatalf("read after overwrite: %+v %+v", a, a.Error)
 	}
 }
+
+// TestSocketTransferLimit: a connection has at most maxTransfers
+// transfers open; ending one frees its place.
+func TestSocketTransferLimit(t *testing.T) {
+	e := newEnv(t)
+	c := connected(t, e)
+	id := createSandbox(t, e)
+	if a := c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/f", "content": "x"}); !a.OK {
+		t.Fatalf("write: %+v", a.Error)
+	}
+	begin := map[string]any{"sandboxId": id, "path": "/workspace/f"}
+	var first string
+	for i := range maxTransfers {
+		a := c.call("file:download:begin", begin)
+		if !a.OK {
+			t.Fatalf("download %d: %+v", i, a.Error)
+		}
+		if i == 0 {
+			first, _ = a.Data["downloadId"].(string)
+		}
+	}
+	if a := c.call("file:download:begin", begin); a.OK || a.Error.Code != "rate_limited" || !strings.Contains(a.Error.Message, "transfers open") {
+		t.Fatalf("download past the limit: %+v %+v", a, a.Error)
+	}
+	if a := c.call("file:upload:begin", begin); a.OK || a.Error.Code != "rate_limited" {
+		t.Fatalf("upload past the limit: %+v %+v", a, a.Error)
+	}
+	if a := c.call("file:download:end", map[string]any{"downloadId": first}); !a.OK {
+		t.Fatalf("end: %+v", a.Error)
+	}
+	if a := c.call("file:download:begin", begin); !a.OK {
+		t.Fatalf("download after one ended: %+v", a.Error)
+	}
+}
