@@ -26,14 +26,7 @@ func postJSON(t *testing.T, e *env, path, body string) (int, map[string]any) {
 // status and the decoded lines.
 func ndjsonLines(t *testing.T, e *env, path, body string, onLine func(n int)) (int, []map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", e.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("X-API-Key", keyA)
-	req.Header.Set("Accept", "application/x-ndjson")
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := e.postNDJSON(t, path, body)
 	if resp.StatusCode == 200 && resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
 	}
@@ -50,6 +43,23 @@ func ndjsonLines(t *testing.T, e *env, path, body string, onLine func(n int)) (i
 		}
 	}
 	return resp.StatusCode, lines
+}
+
+// postNDJSON posts body to path as tenant A, accepting NDJSON.
+func (e *env) postNDJSON(t *testing.T, path, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "POST", e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", keyA)
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
 }
 
 // jsonOf re-encodes v, for comparisons of whole values.
