@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -30,8 +31,15 @@ func ndjsonLines(t *testing.T, e *env, path, body string, onLine func(n int)) (i
 	if resp.StatusCode == 200 && resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
 	}
+	return resp.StatusCode, decodeNDJSON(t, resp.Body, onLine)
+}
+
+// decodeNDJSON reads NDJSON lines from r, calling onLine (when set) with
+// the count of lines so far after each.
+func decodeNDJSON(t *testing.T, r io.Reader, onLine func(n int)) []map[string]any {
+	t.Helper()
 	var lines []map[string]any
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		var v map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
@@ -42,7 +50,10 @@ func ndjsonLines(t *testing.T, e *env, path, body string, onLine func(n int)) (i
 			onLine(len(lines))
 		}
 	}
-	return resp.StatusCode, lines
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading NDJSON: %v", err)
+	}
+	return lines
 }
 
 // postNDJSON posts body to path as tenant A, accepting NDJSON.
