@@ -44,15 +44,19 @@ type transfers struct {
 	mu        sync.Mutex
 	uploads   map[string]*upload
 	downloads map[string]*download
+	closed    bool // closeAll ran: nothing more is registered
 }
 
 func (t *transfers) count() int { return len(t.uploads) + len(t.downloads) }
 
 // addTransfer registers v as (*m)[id], m being one of t's maps, unless
-// the connection already has maxTransfers open.
+// the connection is gone or already has maxTransfers open.
 func addTransfer[T any](t *transfers, m *map[string]*T, id string, v *T) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("connection closed: %w", errdefs.ErrUnavailable)
+	}
 	if t.count() >= maxTransfers {
 		return errTooMany
 	}
@@ -91,7 +95,7 @@ func (t *transfers) takeDownload(id string) *download { return takeTransfer(t, &
 func (t *transfers) closeAll() {
 	t.mu.Lock()
 	ups, downs := t.uploads, t.downloads
-	t.uploads, t.downloads = nil, nil
+	t.uploads, t.downloads, t.closed = nil, nil, true
 	t.mu.Unlock()
 	for _, u := range ups {
 		u.abort(errUploadAborted)
