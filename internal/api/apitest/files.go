@@ -52,10 +52,7 @@ func cleanPath(p string) (string, error) {
 // resolve applies the Fail hook for op, checks that the sandbox is the
 // tenant's and returns p cleaned.
 func (s *Service) resolve(ctx context.Context, op, tenant, sandboxID, p string) (string, error) {
-	if err := s.fail(op, sandboxID); err != nil {
-		return "", err
-	}
-	if _, err := s.Get(ctx, tenant, sandboxID); err != nil {
+	if _, err := s.sandboxFor(ctx, op, tenant, sandboxID); err != nil {
 		return "", err
 	}
 	return cleanPath(p)
