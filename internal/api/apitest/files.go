@@ -58,6 +58,22 @@ func (s *Service) resolve(ctx context.Context, op, tenant, sandboxID, p string) 
 	return cleanPath(p)
 }
 
+// missingParents lists the directories above p that files lacks, nearest
+// first; a file in the way is a conflict.
+func missingParents(files map[string]*node, p string) ([]string, error) {
+	var missing []string
+	for d := path.Dir(p); ; d = path.Dir(d) {
+		n, ok := files[d]
+		if ok && !n.dir {
+			return nil, fmt.Errorf("path %s: %s is a file, not a directory: %w", p, d, errdefs.ErrConflict)
+		}
+		if ok {
+			return missing, nil
+		}
+		missing = append(missing, d)
+	}
+}
+
 // WriteFile implements api.Service: content is read whole (through Upload
 // when set) before anything changes.
 func (s *Service) WriteFile(ctx context.Context, tenant, sandboxID, p string, content io.Reader, opts sandbox.WriteFileOptions) (sandbox.FileEntry, error) {
@@ -85,16 +101,9 @@ func (s *Service) WriteFile(ctx context.Context, tenant, sandboxID, p string, co
 	}
 	now := time.Now().UTC()
 	parent := path.Dir(p)
-	var missing []string
-	for d := parent; ; d = path.Dir(d) {
-		n, ok := files[d]
-		if ok && !n.dir {
-			return sandbox.FileEntry{}, fmt.Errorf("path %s: %s is a file, not a directory: %w", p, d, errdefs.ErrConflict)
-		}
-		if ok {
-			break
-		}
-		missing = append(missing, d)
+	missing, err := missingParents(files, p)
+	if err != nil {
+		return sandbox.FileEntry{}, err
 	}
 	if len(missing) > 0 && !opts.CreateParents {
 		return sandbox.FileEntry{}, fmt.Errorf("directory %s: %w", parent, errdefs.ErrNotFound)
@@ -228,16 +237,9 @@ func (s *Service) MakeDir(ctx context.Context, tenant, sandboxID, p string, pare
 		}
 		return entryOf(p, n), nil
 	}
-	var missing []string
-	for d := path.Dir(p); ; d = path.Dir(d) {
-		n, ok := files[d]
-		if ok && !n.dir {
-			return sandbox.FileEntry{}, fmt.Errorf("path %s: %s is a file, not a directory: %w", p, d, errdefs.ErrConflict)
-		}
-		if ok {
-			break
-		}
-		missing = append(missing, d)
+	missing, err := missingParents(files, p)
+	if err != nil {
+		return sandbox.FileEntry{}, err
 	}
 	if len(missing) > 0 && !parents {
 		return sandbox.FileEntry{}, fmt.Errorf("directory %s: %w", path.Dir(p), errdefs.ErrNotFound)
