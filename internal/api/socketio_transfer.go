@@ -295,16 +295,25 @@ func (sess *session) failUpload(u *upload, why string) {
 	u.abortHeld(fmt.Errorf("%s: %w", why, errUploadAborted))
 }
 
-// endUpload serves file:upload:end {uploadId}: the file is committed
-// (atomically) and its FileEntry is the answer.
-func (sess *session) endUpload(ctx context.Context, c *call) (any, error) {
+// takeUploadOf decodes an {uploadId} payload and takes that upload off
+// the connection.
+func (sess *session) takeUploadOf(c *call) (*upload, error) {
 	var ref uploadRef
 	if err := decodeObject("payload", c.payload, &ref); err != nil {
 		return nil, err
 	}
-	u := sess.xfer.takeUpload(ref.UploadID)
-	if u == nil {
-		return nil, noTransfer("upload", ref.UploadID)
+	if u := sess.xfer.takeUpload(ref.UploadID); u != nil {
+		return u, nil
+	}
+	return nil, noTransfer("upload", ref.UploadID)
+}
+
+// endUpload serves file:upload:end {uploadId}: the file is committed
+// (atomically) and its FileEntry is the answer.
+func (sess *session) endUpload(ctx context.Context, c *call) (any, error) {
+	u, err := sess.takeUploadOf(c)
+	if err != nil {
+		return nil, err
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -326,13 +335,9 @@ func (sess *session) endUpload(ctx context.Context, c *call) (any, error) {
 
 // abortUpload serves file:upload:abort {uploadId}: nothing is written.
 func (sess *session) abortUpload(ctx context.Context, c *call) (any, error) {
-	var ref uploadRef
-	if err := decodeObject("payload", c.payload, &ref); err != nil {
+	u, err := sess.takeUploadOf(c)
+	if err != nil {
 		return nil, err
-	}
-	u := sess.xfer.takeUpload(ref.UploadID)
-	if u == nil {
-		return nil, noTransfer("upload", ref.UploadID)
 	}
 	u.abort(errUploadAborted)
 	return emptyJSON{}, nil
