@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -26,19 +27,19 @@ func postJSON(t *testing.T, e *env, path, body string) (int, map[string]any) {
 // status and the decoded lines.
 func ndjsonLines(t *testing.T, e *env, path, body string, onLine func(n int)) (int, []map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", e.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("X-API-Key", keyA)
-	req.Header.Set("Accept", "application/x-ndjson")
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := e.postNDJSON(t, path, body)
 	if resp.StatusCode == 200 && resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
 	}
+	return resp.StatusCode, decodeNDJSON(t, resp.Body, onLine)
+}
+
+// decodeNDJSON reads NDJSON lines from r, calling onLine (when set) with
+// the count of lines so far after each.
+func decodeNDJSON(t *testing.T, r io.Reader, onLine func(n int)) []map[string]any {
+	t.Helper()
 	var lines []map[string]any
-	sc := bufio.NewScanner(resp.Body)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		var v map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
@@ -49,7 +50,27 @@ func ndjsonLines(t *testing.T, e *env, path, body string, onLine func(n int)) (i
 			onLine(len(lines))
 		}
 	}
-	return resp.StatusCode, lines
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading NDJSON: %v", err)
+	}
+	return lines
+}
+
+// postNDJSON posts body to path as tenant A, accepting NDJSON.
+func (e *env) postNDJSON(t *testing.T, path, body string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), "POST", e.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", keyA)
+	req.Header.Set("Accept", "application/x-ndjson")
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	return resp
 }
 
 // jsonOf re-encodes v, for comparisons of whole values.

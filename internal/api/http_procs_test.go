@@ -1,29 +1,9 @@
 package api
 
 import (
-	"encoding/json"
-	"io"
 	"strings"
 	"testing"
 )
-
-// ndjsonLines reads an NDJSON body.
-func procLines(t *testing.T, body io.Reader) []map[string]any {
-	t.Helper()
-	b, err := io.ReadAll(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
-		var v map[string]any
-		if err := json.Unmarshal([]byte(line), &v); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		out = append(out, v)
-	}
-	return out
-}
 
 func TestHTTPProcesses(t *testing.T) {
 	e := newEnv(t)
@@ -45,7 +25,7 @@ func TestHTTPProcesses(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != ndjsonType {
 		t.Fatalf("output: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	lines := procLines(t, resp.Body)
+	lines := decodeNDJSON(t, resp.Body, nil)
 	// "/bin/bash -c sleep 60\n" is 22 bytes; from 5 on, then "hi\n".
 	if len(lines) != 3 || lines[0]["type"] != "output" || lines[0]["data"] != "bash -c sleep 60\n" || lines[0]["offset"] != float64(5) ||
 		lines[1]["data"] != "hi\n" || lines[2]["type"] != "end" || lines[2]["end"] != float64(25) {
@@ -61,7 +41,7 @@ func TestHTTPProcesses(t *testing.T) {
 		t.Fatalf("signal: %d %v", resp.StatusCode, got)
 	}
 	resp = e.do(t, "GET", procs+"/"+pid+"/output?follow=true", keyA, "")
-	lines = procLines(t, resp.Body)
+	lines = decodeNDJSON(t, resp.Body, nil)
 	if last := lines[len(lines)-1]; last["type"] != "exit" || last["exitCode"] != float64(143) {
 		t.Fatalf("final line: %v", last)
 	}

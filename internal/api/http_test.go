@@ -406,14 +406,7 @@ func TestNDJSONErrors(t *testing.T) {
 	})
 	t.Run("before output: an ordinary error", func(t *testing.T) {
 		e := newEnv(t)
-		req, _ := http.NewRequestWithContext(t.Context(), "POST", e.srv.URL+"/v1/sandboxes/sb-nope/commands", strings.NewReader(`{"command":"x"}`))
-		req.Header.Set("X-API-Key", keyA)
-		req.Header.Set("Accept", "application/x-ndjson")
-		resp, err := e.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		resp := e.postNDJSON(t, "/v1/sandboxes/sb-nope/commands", `{"command":"x"}`)
 		if code, _ := errorOf(t, decode(t, resp)); resp.StatusCode != 404 || code != "not_found" {
 			t.Fatalf("status %d code %s", resp.StatusCode, code)
 		}

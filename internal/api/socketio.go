@@ -22,8 +22,17 @@ import (
 // authTimeout bounds the API key check of a Socket.IO handshake.
 const authTimeout = 10 * time.Second
 
-// maxStreamIDLen is the longest streamId, in characters.
+// maxStreamIDLen is the longest client-chosen id (streamId, watchId), in
+// characters.
 const maxStreamIDLen = 128
+
+// checkClientID checks a client-chosen id, the payload's field named field.
+func checkClientID(field, id string) error {
+	if n := utf8.RuneCountInString(id); n < 1 || n > maxStreamIDLen {
+		return invalidf("field %q: must be 1-%d characters, got %d", field, maxStreamIDLen, n)
+	}
+	return nil
+}
 
 // socketServer is the Socket.IO v4 transport.
 //
@@ -478,11 +487,8 @@ func (sess *session) deleteSandbox(ctx context.Context, c *call) (any, error) {
 
 func (sess *session) deleteTemplate(ctx context.Context, c *call) (any, error) {
 	var ref templateRef
-	if err := decodeObject("payload", c.payload, &ref); err != nil {
+	if err := decodeRef(c, &ref, "templateId", &ref.TemplateID); err != nil {
 		return nil, err
-	}
-	if ref.TemplateID == "" {
-		return nil, invalidf(`field "templateId": required`)
 	}
 	if err := sess.h.svc.DeleteTemplate(ctx, sess.principal.Tenant, ref.TemplateID); err != nil {
 		return nil, err
@@ -511,11 +517,8 @@ func (sess *session) listTemplates(ctx context.Context, c *call) (any, error) {
 
 func (sess *session) getTemplate(ctx context.Context, c *call) (any, error) {
 	var ref templateRef
-	if err := decodeObject("payload", c.payload, &ref); err != nil {
+	if err := decodeRef(c, &ref, "templateId", &ref.TemplateID); err != nil {
 		return nil, err
-	}
-	if ref.TemplateID == "" {
-		return nil, invalidf(`field "templateId": required`)
 	}
 	t, err := sess.h.svc.Template(ctx, sess.principal.Tenant, ref.TemplateID)
 	if err != nil {
@@ -555,8 +558,8 @@ func (sess *session) openStream(ctx context.Context, streamID *string) (*streamE
 		return &streamEmitter{}, nil
 	}
 	id := *streamID
-	if n := utf8.RuneCountInString(id); n < 1 || n > maxStreamIDLen {
-		return nil, invalidf(`field "streamId": must be 1-%d characters, got %d`, maxStreamIDLen, n)
+	if err := checkClientID("streamId", id); err != nil {
+		return nil, err
 	}
 	if !sess.reserveStream(id) {
 		return nil, invalidf(`field "streamId": %q is already used by a request in flight`, id)

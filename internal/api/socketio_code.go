@@ -25,6 +25,18 @@ func (c *call) decodeSandboxPayload(p sandboxPayload) error {
 	return nil
 }
 
+// decodeRef decodes the call's payload into p (a pointer to a payload
+// struct) and checks that *id, the payload's field named field, is set.
+func decodeRef(c *call, p any, field string, id *string) error {
+	if err := decodeObject("payload", c.payload, p); err != nil {
+		return err
+	}
+	if *id == "" {
+		return invalidf("field %q: required", field)
+	}
+	return nil
+}
+
 // runCode serves code:run. With a streamId, output lines (stream:output),
 // rich results (stream:result) and the exception (stream:error) are
 // emitted before the ack.
@@ -94,11 +106,8 @@ func (sess *session) listContexts(ctx context.Context, c *call) (any, error) {
 
 func (sess *session) deleteContext(ctx context.Context, c *call) (any, error) {
 	var ref contextRef
-	if err := decodeObject("payload", c.payload, &ref); err != nil {
+	if err := decodeRef(c, &ref, "contextId", &ref.ContextID); err != nil {
 		return nil, err
-	}
-	if ref.ContextID == "" {
-		return nil, invalidf(`field "contextId": required`)
 	}
 	if err := sess.h.svc.DeleteContext(ctx, sess.principal.Tenant, ref.ContextID); err != nil {
 		return nil, err

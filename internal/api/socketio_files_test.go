@@ -17,44 +17,36 @@ func TestSocketFiles(t *testing.T) {
 	e := newEnv(t)
 	c := connected(t, e)
 	id := createSandbox(t, e)
-	call := func(event string, payload map[string]any) ack {
-		t.Helper()
-		a, events := c.awaitAckEvents(c.emit(event, payload))
-		if len(events) != 0 {
-			t.Fatalf("%s streamed %v", event, events)
-		}
-		return a
-	}
 
-	a := call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/p/hello.txt", "content": "héllo\nworld", "createParents": true})
+	a := c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/p/hello.txt", "content": "héllo\nworld", "createParents": true})
 	if !a.OK || a.Data["name"] != "hello.txt" || a.Data["path"] != "/workspace/p/hello.txt" || a.Data["type"] != "file" || a.Data["size"] != 12.0 {
 		t.Fatalf("write utf8: %+v %+v", a, a.Error)
 	}
-	a = call("file:read", map[string]any{"sandboxId": id, "path": "/workspace/p/hello.txt"})
+	a = c.call("file:read", map[string]any{"sandboxId": id, "path": "/workspace/p/hello.txt"})
 	if !a.OK || jsonOf(a.Data) != `{"content":"héllo\nworld","encoding":"utf8","size":12}` {
 		t.Fatalf("read utf8: %+v %+v", a, a.Error)
 	}
 
 	b64 := base64.StdEncoding.EncodeToString(binary)
-	a = call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/p/data.bin", "content": b64, "encoding": "base64"})
+	a = c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/p/data.bin", "content": b64, "encoding": "base64"})
 	if !a.OK || a.Data["size"] != float64(len(binary)) {
 		t.Fatalf("write base64: %+v %+v", a, a.Error)
 	}
-	a = call("file:read", map[string]any{"sandboxId": id, "path": "/workspace/p/data.bin", "encoding": "base64"})
+	a = c.call("file:read", map[string]any{"sandboxId": id, "path": "/workspace/p/data.bin", "encoding": "base64"})
 	if !a.OK || a.Data["content"] != b64 || a.Data["encoding"] != "base64" || a.Data["size"] != float64(len(binary)) {
 		t.Fatalf("read base64: %+v %+v", a, a.Error)
 	}
 	// Unpadded base64 is accepted too.
-	a = call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/p/two", "content": "AAE", "encoding": "base64"})
+	a = c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/p/two", "content": "AAE", "encoding": "base64"})
 	if !a.OK || a.Data["size"] != 2.0 {
 		t.Fatalf("unpadded base64: %+v %+v", a, a.Error)
 	}
-	a = call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/p/empty", "content": ""})
+	a = c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/p/empty", "content": ""})
 	if !a.OK || a.Data["size"] != 0.0 {
 		t.Fatalf("empty file: %+v %+v", a, a.Error)
 	}
 
-	a = call("file:list", map[string]any{"sandboxId": id, "path": "/workspace/p"})
+	a = c.call("file:list", map[string]any{"sandboxId": id, "path": "/workspace/p"})
 	var names []string
 	for _, en := range a.Data["entries"].([]any) {
 		names = append(names, en.(map[string]any)["name"].(string))
@@ -62,12 +54,12 @@ func TestSocketFiles(t *testing.T) {
 	if !a.OK || a.Data["path"] != "/workspace/p" || strings.Join(names, ",") != "data.bin,empty,hello.txt,two" {
 		t.Fatalf("list: %+v", a)
 	}
-	a = call("file:list", map[string]any{"sandboxId": id})
+	a = c.call("file:list", map[string]any{"sandboxId": id})
 	if !a.OK || a.Data["path"] != "/workspace" {
 		t.Fatalf("default list: %+v", a)
 	}
 
-	a = call("file:delete", map[string]any{"sandboxId": id, "path": "/workspace/p/hello.txt"})
+	a = c.call("file:delete", map[string]any{"sandboxId": id, "path": "/workspace/p/hello.txt"})
 	if !a.OK || len(a.Data) != 0 {
 		t.Fatalf("delete: %+v", a)
 	}
@@ -98,17 +90,17 @@ func TestSocketFiles(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(strconv.Itoa(i)+" "+tt.event, func(t *testing.T) {
-			a := call(tt.event, tt.payload)
+			a := c.call(tt.event, tt.payload)
 			if a.OK || a.Error.Code != tt.code || !strings.Contains(a.Error.Message, tt.inMsg) {
 				t.Fatalf("ack %+v %+v, want %s naming %s", a, a.Error, tt.code, tt.inMsg)
 			}
 		})
 	}
-	a = call("file:delete", map[string]any{"sandboxId": id, "path": "/workspace/p", "recursive": true})
+	a = c.call("file:delete", map[string]any{"sandboxId": id, "path": "/workspace/p", "recursive": true})
 	if !a.OK {
 		t.Fatalf("recursive delete: %+v", a.Error)
 	}
-	if a = call("file:list", map[string]any{"sandboxId": id, "path": "/workspace/p"}); a.OK || a.Error.Code != "not_found" {
+	if a = c.call("file:list", map[string]any{"sandboxId": id, "path": "/workspace/p"}); a.OK || a.Error.Code != "not_found" {
 		t.Fatalf("list after delete: %+v", a)
 	}
 }
@@ -194,40 +186,32 @@ func TestSocketFileOps(t *testing.T) {
 	e := newEnv(t)
 	c := connected(t, e)
 	id := createSandbox(t, e)
-	call := func(event string, payload map[string]any) ack {
-		t.Helper()
-		a, events := c.awaitAckEvents(c.emit(event, payload))
-		if len(events) != 0 {
-			t.Fatalf("%s streamed %v", event, events)
-		}
-		return a
-	}
 
-	a := call("file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/a/b", "parents": true})
+	a := c.call("file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/a/b", "parents": true})
 	if !a.OK || a.Data["path"] != "/workspace/a/b" || a.Data["type"] != "dir" || a.Data["name"] != "b" {
 		t.Fatalf("mkdir -p: %+v %+v", a, a.Error)
 	}
-	if a = call("file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/c"}); !a.OK || a.Data["path"] != "/workspace/c" {
+	if a = c.call("file:mkdir", map[string]any{"sandboxId": id, "path": "/workspace/c"}); !a.OK || a.Data["path"] != "/workspace/c" {
 		t.Fatalf("mkdir: %+v %+v", a, a.Error)
 	}
-	if a = call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt", "content": "hello"}); !a.OK {
+	if a = c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt", "content": "hello"}); !a.OK {
 		t.Fatalf("write: %+v", a.Error)
 	}
-	a = call("file:stat", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt"})
+	a = c.call("file:stat", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt"})
 	if !a.OK || a.Data["name"] != "f.txt" || a.Data["type"] != "file" || a.Data["size"] != 5.0 || a.Data["mode"] != "0644" {
 		t.Fatalf("stat: %+v %+v", a, a.Error)
 	}
-	a = call("file:move", map[string]any{"sandboxId": id, "from": "/workspace/a/b/f.txt", "to": "/workspace/c/g.txt"})
+	a = c.call("file:move", map[string]any{"sandboxId": id, "from": "/workspace/a/b/f.txt", "to": "/workspace/c/g.txt"})
 	if !a.OK || a.Data["path"] != "/workspace/c/g.txt" || a.Data["size"] != 5.0 {
 		t.Fatalf("move: %+v %+v", a, a.Error)
 	}
-	if a = call("file:exists", map[string]any{"sandboxId": id, "path": "/workspace/c/g.txt"}); !a.OK || jsonOf(a.Data) != `{"exists":true}` {
+	if a = c.call("file:exists", map[string]any{"sandboxId": id, "path": "/workspace/c/g.txt"}); !a.OK || jsonOf(a.Data) != `{"exists":true}` {
 		t.Fatalf("exists: %+v %+v", a, a.Error)
 	}
-	if a = call("file:exists", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt"}); !a.OK || jsonOf(a.Data) != `{"exists":false}` {
+	if a = c.call("file:exists", map[string]any{"sandboxId": id, "path": "/workspace/a/b/f.txt"}); !a.OK || jsonOf(a.Data) != `{"exists":false}` {
 		t.Fatalf("exists after move: %+v %+v", a, a.Error)
 	}
-	if a = call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/c/h.txt", "content": "other"}); !a.OK {
+	if a = c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/c/h.txt", "content": "other"}); !a.OK {
 		t.Fatalf("write: %+v", a.Error)
 	}
 
@@ -258,17 +242,51 @@ func TestSocketFileOps(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(strconv.Itoa(i)+" "+tt.event, func(t *testing.T) {
-			a := call(tt.event, tt.payload)
+			a := c.call(tt.event, tt.payload)
 			if a.OK || a.Error.Code != tt.code || !strings.Contains(a.Error.Message, tt.inMsg) {
 				t.Fatalf("ack %+v %+v, want %s naming %s", a, a.Error, tt.code, tt.inMsg)
 			}
 		})
 	}
-	a = call("file:move", map[string]any{"sandboxId": id, "from": "/workspace/c/g.txt", "to": "/workspace/c/h.txt", "overwrite": true})
+	a = c.call("file:move", map[string]any{"sandboxId": id, "from": "/workspace/c/g.txt", "to": "/workspace/c/h.txt", "overwrite": true})
 	if !a.OK || a.Data["path"] != "/workspace/c/h.txt" {
 		t.Fatalf("move with overwrite: %+v %+v", a, a.Error)
 	}
-	if a = call("file:read", map[string]any{"sandboxId": id, "path": "/workspace/c/h.txt"}); !a.OK || a.Data["content"] != "hello" {
+	if a = c.call("file:read", map[string]any{"sandboxId": id, "path": "/workspace/c/h.txt"}); !a.OK || a.Data["content"] != "hello" {
 		t.Fatalf("read after overwrite: %+v %+v", a, a.Error)
+	}
+}
+
+// TestSocketTransferLimit: a connection has at most maxTransfers
+// transfers open; ending one frees its place.
+func TestSocketTransferLimit(t *testing.T) {
+	e := newEnv(t)
+	c := connected(t, e)
+	id := createSandbox(t, e)
+	if a := c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/f", "content": "x"}); !a.OK {
+		t.Fatalf("write: %+v", a.Error)
+	}
+	begin := map[string]any{"sandboxId": id, "path": "/workspace/f"}
+	var first string
+	for i := range maxTransfers {
+		a := c.call("file:download:begin", begin)
+		if !a.OK {
+			t.Fatalf("download %d: %+v", i, a.Error)
+		}
+		if i == 0 {
+			first, _ = a.Data["downloadId"].(string)
+		}
+	}
+	if a := c.call("file:download:begin", begin); a.OK || a.Error.Code != "rate_limited" || !strings.Contains(a.Error.Message, "transfers open") {
+		t.Fatalf("download past the limit: %+v %+v", a, a.Error)
+	}
+	if a := c.call("file:upload:begin", begin); a.OK || a.Error.Code != "rate_limited" {
+		t.Fatalf("upload past the limit: %+v %+v", a, a.Error)
+	}
+	if a := c.call("file:download:end", map[string]any{"downloadId": first}); !a.OK {
+		t.Fatalf("end: %+v", a.Error)
+	}
+	if a := c.call("file:download:begin", begin); !a.OK {
+		t.Fatalf("download after one ended: %+v", a.Error)
 	}
 }

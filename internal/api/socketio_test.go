@@ -146,31 +146,30 @@ type ack struct {
 }
 
 // awaitAck reads packets until the ack of id, returning the
-// stream:output events seen before it.
+// stream:output events seen before it (any other event fails the test).
 func (c *pollClient) awaitAck(id int) (ack, []streamOutputJSON) {
 	c.t.Helper()
-	var events []streamOutputJSON
-	prefix := "3" + strconv.Itoa(id) + "["
-	for {
-		p := c.next()
-		switch {
-		case strings.HasPrefix(p, prefix):
-			var args []ack
-			if err := json.Unmarshal([]byte(p[len(prefix)-1:]), &args); err != nil || len(args) != 1 {
-				c.t.Fatalf("ack %q: %v", p, err)
-			}
-			return args[0], events
-		case strings.HasPrefix(p, `2["stream:output",`):
-			var ev []json.RawMessage
-			var out streamOutputJSON
-			if err := json.Unmarshal([]byte(p[1:]), &ev); err != nil || json.Unmarshal(ev[1], &out) != nil {
-				c.t.Fatalf("event %q: %v", p, err)
-			}
-			events = append(events, out)
-		default:
-			c.t.Fatalf("unexpected packet %q", p)
+	a, events := c.awaitAckEvents(id)
+	var outs []streamOutputJSON
+	for _, ev := range events {
+		var out streamOutputJSON
+		if ev.Name != "stream:output" || json.Unmarshal([]byte(jsonOf(ev.Data)), &out) != nil {
+			c.t.Fatalf("unexpected event %s %v", ev.Name, ev.Data)
 		}
+		outs = append(outs, out)
 	}
+	return a, outs
+}
+
+// call emits event and returns its ack; an event streamed before the ack
+// fails the test.
+func (c *pollClient) call(event string, payload map[string]any) ack {
+	c.t.Helper()
+	a, events := c.awaitAckEvents(c.emit(event, payload))
+	if len(events) != 0 {
+		c.t.Fatalf("%s streamed %v", event, events)
+	}
+	return a
 }
 
 func TestSocketHandshake(t *testing.T) {
@@ -257,6 +256,9 @@ func TestSocketOperations(t *testing.T) {
 		{"sandbox:create", map[string]any{"templateId": []any{}}, "invalid_argument", "templateId"},
 		{"template:list", map[string]any{"page": "1"}, "invalid_argument", "page"},
 		{"template:get", map[string]any{}, "invalid_argument", "templateId"},
+		{"template:get", map[string]any{"templateId": "tpl-none"}, "not_found", "tpl-none"},
+		{"template:delete", map[string]any{}, "invalid_argument", `"templateId": required`},
+		{"template:logs", map[string]any{}, "invalid_argument", `"templateId": required`},
 		{"terminal:run", map[string]any{"sandboxId": id, "streamId": "", "command": "true"}, "invalid_argument", "streamId"},
 		{"terminal:run", map[string]any{"sandboxId": id, "streamId": strings.Repeat("é", 129), "command": "true"}, "invalid_argument", "streamId"},
 		{"terminal:run", map[string]any{"sandboxId": id, "streamId": 7, "command": "true"}, "invalid_argument", "streamId"},

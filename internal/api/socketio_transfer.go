@@ -44,15 +44,58 @@ type transfers struct {
 	mu        sync.Mutex
 	uploads   map[string]*upload
 	downloads map[string]*download
+	closed    bool // closeAll ran: nothing more is registered
 }
 
 func (t *transfers) count() int { return len(t.uploads) + len(t.downloads) }
+
+// addTransfer registers v as (*m)[id], m being one of t's maps, unless
+// the connection is gone or already has maxTransfers open.
+func addTransfer[T any](t *transfers, m *map[string]*T, id string, v *T) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return fmt.Errorf("connection closed: %w", errdefs.ErrUnavailable)
+	}
+	if t.count() >= maxTransfers {
+		return errTooMany
+	}
+	if *m == nil {
+		*m = map[string]*T{}
+	}
+	(*m)[id] = v
+	return nil
+}
+
+// findTransfer returns (*m)[id], or an error naming kind when there is none.
+func findTransfer[T any](t *transfers, m *map[string]*T, kind, id string) (*T, error) {
+	t.mu.Lock()
+	v := (*m)[id]
+	t.mu.Unlock()
+	if v == nil {
+		return nil, noTransfer(kind, id)
+	}
+	return v, nil
+}
+
+// takeTransfer removes and returns (*m)[id] (nil when there is none).
+func takeTransfer[T any](t *transfers, m *map[string]*T, id string) *T {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v := (*m)[id]
+	delete(*m, id)
+	return v
+}
+
+func (t *transfers) takeUpload(id string) *upload { return takeTransfer(t, &t.uploads, id) }
+
+func (t *transfers) takeDownload(id string) *download { return takeTransfer(t, &t.downloads, id) }
 
 // closeAll aborts every transfer (the socket is gone).
 func (t *transfers) closeAll() {
 	t.mu.Lock()
 	ups, downs := t.uploads, t.downloads
-	t.uploads, t.downloads = nil, nil
+	t.uploads, t.downloads, t.closed = nil, nil, true
 	t.mu.Unlock()
 	for _, u := range ups {
 		u.abort(errUploadAborted)
@@ -177,18 +220,11 @@ func (sess *session) beginUpload(ctx context.Context, c *call) (any, error) {
 			u.abort(fmt.Errorf("no chunk for %s: %w", transferIdle, errUploadAborted))
 		}
 	})
-	sess.xfer.mu.Lock()
-	if sess.xfer.count() >= maxTransfers {
-		sess.xfer.mu.Unlock()
+	if err := addTransfer(&sess.xfer, &sess.xfer.uploads, id, u); err != nil {
 		u.idle.Stop()
 		cancel()
-		return nil, errTooMany
+		return nil, err
 	}
-	if sess.xfer.uploads == nil {
-		sess.xfer.uploads = map[string]*upload{}
-	}
-	sess.xfer.uploads[id] = u
-	sess.xfer.mu.Unlock()
 	started := sess.h.spawn(func() {
 		defer close(u.done)
 		u.entry, u.err = sess.h.svc.WriteFile(wctx, sess.principal.Tenant, p.SandboxID, p.Path, pr,
@@ -202,24 +238,6 @@ func (sess *session) beginUpload(ctx context.Context, c *call) (any, error) {
 		return nil, fmt.Errorf("server shutting down: %w", errdefs.ErrUnavailable)
 	}
 	return map[string]any{"uploadId": id}, nil
-}
-
-func (t *transfers) upload(id string) (*upload, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u := t.uploads[id]
-	if u == nil {
-		return nil, noTransfer("upload", id)
-	}
-	return u, nil
-}
-
-func (t *transfers) takeUpload(id string) *upload {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u := t.uploads[id]
-	delete(t.uploads, id)
-	return u
 }
 
 // uploadChunk serves file:upload:chunk {uploadId, seq, data: <binary>}:
@@ -236,7 +254,7 @@ func (sess *session) uploadChunk(ctx context.Context, c *call) (any, error) {
 	if c.data == nil {
 		return nil, invalidf(`field "data": required, as a binary attachment (a Buffer, ArrayBuffer or typed array)`)
 	}
-	u, err := sess.xfer.upload(ref.UploadID)
+	u, err := findTransfer(&sess.xfer, &sess.xfer.uploads, "upload", ref.UploadID)
 	if err != nil {
 		return nil, err
 	}
@@ -277,16 +295,25 @@ func (sess *session) failUpload(u *upload, why string) {
 	u.abortHeld(fmt.Errorf("%s: %w", why, errUploadAborted))
 }
 
-// endUpload serves file:upload:end {uploadId}: the file is committed
-// (atomically) and its FileEntry is the answer.
-func (sess *session) endUpload(ctx context.Context, c *call) (any, error) {
+// takeUploadOf decodes an {uploadId} payload and takes that upload off
+// the connection.
+func (sess *session) takeUploadOf(c *call) (*upload, error) {
 	var ref uploadRef
 	if err := decodeObject("payload", c.payload, &ref); err != nil {
 		return nil, err
 	}
-	u := sess.xfer.takeUpload(ref.UploadID)
-	if u == nil {
-		return nil, noTransfer("upload", ref.UploadID)
+	if u := sess.xfer.takeUpload(ref.UploadID); u != nil {
+		return u, nil
+	}
+	return nil, noTransfer("upload", ref.UploadID)
+}
+
+// endUpload serves file:upload:end {uploadId}: the file is committed
+// (atomically) and its FileEntry is the answer.
+func (sess *session) endUpload(ctx context.Context, c *call) (any, error) {
+	u, err := sess.takeUploadOf(c)
+	if err != nil {
+		return nil, err
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -308,13 +335,9 @@ func (sess *session) endUpload(ctx context.Context, c *call) (any, error) {
 
 // abortUpload serves file:upload:abort {uploadId}: nothing is written.
 func (sess *session) abortUpload(ctx context.Context, c *call) (any, error) {
-	var ref uploadRef
-	if err := decodeObject("payload", c.payload, &ref); err != nil {
+	u, err := sess.takeUploadOf(c)
+	if err != nil {
 		return nil, err
-	}
-	u := sess.xfer.takeUpload(ref.UploadID)
-	if u == nil {
-		return nil, noTransfer("upload", ref.UploadID)
 	}
 	u.abort(errUploadAborted)
 	return emptyJSON{}, nil
@@ -380,6 +403,7 @@ func (sess *session) beginDownload(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked before the file is opened, and again when it is registered.
 	sess.xfer.mu.Lock()
 	full := sess.xfer.count() >= maxTransfers
 	sess.xfer.mu.Unlock()
@@ -399,21 +423,12 @@ func (sess *session) beginDownload(ctx context.Context, c *call) (any, error) {
 			d.close()
 		}
 	})
-	sess.xfer.mu.Lock()
-	if sess.xfer.downloads == nil {
-		sess.xfer.downloads = map[string]*download{}
+	// Checked again: another begin may have taken the last place since.
+	if err := addTransfer(&sess.xfer, &sess.xfer.downloads, id, d); err != nil {
+		d.close()
+		return nil, err
 	}
-	sess.xfer.downloads[id] = d
-	sess.xfer.mu.Unlock()
 	return map[string]any{"downloadId": id, "size": entry.Size, "chunkSize": chunk, "entry": toFileEntry(entry)}, nil
-}
-
-func (t *transfers) takeDownload(id string) *download {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	d := t.downloads[id]
-	delete(t.downloads, id)
-	return d
 }
 
 // downloadChunk serves file:download:chunk {downloadId}: the ack carries
@@ -424,11 +439,9 @@ func (sess *session) downloadChunk(ctx context.Context, c *call) (any, error) {
 	if err := decodeObject("payload", c.payload, &ref); err != nil {
 		return nil, err
 	}
-	sess.xfer.mu.Lock()
-	d := sess.xfer.downloads[ref.DownloadID]
-	sess.xfer.mu.Unlock()
-	if d == nil {
-		return nil, noTransfer("download", ref.DownloadID)
+	d, err := findTransfer(&sess.xfer, &sess.xfer.downloads, "download", ref.DownloadID)
+	if err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()

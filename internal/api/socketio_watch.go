@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
 
 	"github.com/sdbx/sdbx/internal/errdefs"
 	"github.com/sdbx/sdbx/internal/sandbox"
@@ -49,8 +48,8 @@ func (sess *session) watchDir(ctx context.Context, c *call) (any, error) {
 	var id string
 	if p.WatchID != nil {
 		id = *p.WatchID
-		if n := utf8.RuneCountInString(id); n < 1 || n > maxStreamIDLen {
-			return nil, invalidf(`field "watchId": must be 1-%d characters, got %d`, maxStreamIDLen, n)
+		if err := checkClientID("watchId", id); err != nil {
+			return nil, err
 		}
 	} else {
 		var err error

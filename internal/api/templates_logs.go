@@ -91,11 +91,8 @@ type templateLogsPayload struct {
 // emitted as template:log before the ack; without, the ack carries them.
 func (sess *session) getTemplateLogs(ctx context.Context, c *call) (any, error) {
 	var pl templateLogsPayload
-	if err := decodeObject("payload", c.payload, &pl); err != nil {
+	if err := decodeRef(c, &pl, "templateId", &pl.TemplateID); err != nil {
 		return nil, err
-	}
-	if pl.TemplateID == "" {
-		return nil, invalidf(`field "templateId": required`)
 	}
 	em, err := sess.openStream(ctx, pl.StreamID)
 	if err != nil {

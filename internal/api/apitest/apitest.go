@@ -102,6 +102,15 @@ func (s *Service) fail(op, id string) error {
 	return s.Fail(op, id)
 }
 
+// sandboxFor applies the Fail hook for op and returns the tenant's
+// sandbox sandboxID.
+func (s *Service) sandboxFor(ctx context.Context, op, tenant, sandboxID string) (sandbox.Sandbox, error) {
+	if err := s.fail(op, sandboxID); err != nil {
+		return sandbox.Sandbox{}, err
+	}
+	return s.Get(ctx, tenant, sandboxID)
+}
+
 // Create implements api.Service.
 func (s *Service) Create(ctx context.Context, tenant string, opts sandbox.CreateOptions) (sandbox.Sandbox, error) {
 	if err := s.fail("Create", opts.TemplateID); err != nil {

@@ -41,10 +41,7 @@ type codeContext struct {
 // two of those joined by + - * /. 1/0 raises ZeroDivisionError, an unknown
 // name NameError, anything else SyntaxError.
 func (s *Service) RunCode(ctx context.Context, tenant, sandboxID string, req sandbox.RunCodeRequest, onEvent func(sandbox.CodeEvent)) (sandbox.ExecutionResult, error) {
-	if err := s.fail("RunCode", sandboxID); err != nil {
-		return sandbox.ExecutionResult{}, err
-	}
-	sb, err := s.Get(ctx, tenant, sandboxID)
+	sb, err := s.sandboxFor(ctx, "RunCode", tenant, sandboxID)
 	if err != nil {
 		return sandbox.ExecutionResult{}, err
 	}
@@ -122,10 +119,7 @@ func (s *Service) newContextLocked(tenant, sandboxID string, opts sandbox.Contex
 
 // CreateContext implements api.Service.
 func (s *Service) CreateContext(ctx context.Context, tenant, sandboxID string, opts sandbox.ContextOptions) (sandbox.CodeContext, error) {
-	if err := s.fail("CreateContext", sandboxID); err != nil {
-		return sandbox.CodeContext{}, err
-	}
-	if _, err := s.Get(ctx, tenant, sandboxID); err != nil {
+	if _, err := s.sandboxFor(ctx, "CreateContext", tenant, sandboxID); err != nil {
 		return sandbox.CodeContext{}, err
 	}
 	lang, err := checkLanguage(opts.Language)
@@ -143,10 +137,7 @@ func (s *Service) CreateContext(ctx context.Context, tenant, sandboxID string, o
 
 // ListContexts implements api.Service.
 func (s *Service) ListContexts(ctx context.Context, tenant, sandboxID string) ([]sandbox.CodeContext, error) {
-	if err := s.fail("ListContexts", sandboxID); err != nil {
-		return nil, err
-	}
-	if _, err := s.Get(ctx, tenant, sandboxID); err != nil {
+	if _, err := s.sandboxFor(ctx, "ListContexts", tenant, sandboxID); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -189,10 +180,7 @@ func (s *Service) Contexts() int {
 // first), each in its context or in a fresh one deleted afterwards, and
 // onEvent is called from the jobs' goroutines.
 func (s *Service) RunBatch(ctx context.Context, tenant, sandboxID string, req sandbox.BatchRequest, onEvent func(jobID string, ev sandbox.CodeEvent)) ([]sandbox.BatchResult, error) {
-	if err := s.fail("RunBatch", sandboxID); err != nil {
-		return nil, err
-	}
-	if _, err := s.Get(ctx, tenant, sandboxID); err != nil {
+	if _, err := s.sandboxFor(ctx, "RunBatch", tenant, sandboxID); err != nil {
 		return nil, err
 	}
 	if err := checkBatch(req); err != nil {

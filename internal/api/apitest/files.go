@@ -49,21 +49,35 @@ func cleanPath(p string) (string, error) {
 	return path.Clean(p), nil
 }
 
-// resolve checks that the sandbox is the tenant's and returns p cleaned.
-func (s *Service) resolve(ctx context.Context, tenant, sandboxID, p string) (string, error) {
-	if _, err := s.Get(ctx, tenant, sandboxID); err != nil {
+// resolve applies the Fail hook for op, checks that the sandbox is the
+// tenant's and returns p cleaned.
+func (s *Service) resolve(ctx context.Context, op, tenant, sandboxID, p string) (string, error) {
+	if _, err := s.sandboxFor(ctx, op, tenant, sandboxID); err != nil {
 		return "", err
 	}
 	return cleanPath(p)
 }
 
+// missingParents lists the directories above p that files lacks, nearest
+// first; a file in the way is a conflict.
+func missingParents(files map[string]*node, p string) ([]string, error) {
+	var missing []string
+	for d := path.Dir(p); ; d = path.Dir(d) {
+		n, ok := files[d]
+		if ok && !n.dir {
+			return nil, fmt.Errorf("path %s: %s is a file, not a directory: %w", p, d, errdefs.ErrConflict)
+		}
+		if ok {
+			return missing, nil
+		}
+		missing = append(missing, d)
+	}
+}
+
 // WriteFile implements api.Service: content is read whole (through Upload
 // when set) before anything changes.
 func (s *Service) WriteFile(ctx context.Context, tenant, sandboxID, p string, content io.Reader, opts sandbox.WriteFileOptions) (sandbox.FileEntry, error) {
-	if err := s.fail("WriteFile", sandboxID); err != nil {
-		return sandbox.FileEntry{}, err
-	}
-	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	p, err := s.resolve(ctx, "WriteFile", tenant, sandboxID, p)
 	if err != nil {
 		return sandbox.FileEntry{}, err
 	}
@@ -87,16 +101,9 @@ func (s *Service) WriteFile(ctx context.Context, tenant, sandboxID, p string, co
 	}
 	now := time.Now().UTC()
 	parent := path.Dir(p)
-	var missing []string
-	for d := parent; ; d = path.Dir(d) {
-		n, ok := files[d]
-		if ok && !n.dir {
-			return sandbox.FileEntry{}, fmt.Errorf("path %s: %s is a file, not a directory: %w", p, d, errdefs.ErrConflict)
-		}
-		if ok {
-			break
-		}
-		missing = append(missing, d)
+	missing, err := missingParents(files, p)
+	if err != nil {
+		return sandbox.FileEntry{}, err
 	}
 	if len(missing) > 0 && !opts.CreateParents {
 		return sandbox.FileEntry{}, fmt.Errorf("directory %s: %w", parent, errdefs.ErrNotFound)
@@ -114,10 +121,7 @@ func (s *Service) WriteFile(ctx context.Context, tenant, sandboxID, p string, co
 
 // OpenFile implements api.Service (through Open when set).
 func (s *Service) OpenFile(ctx context.Context, tenant, sandboxID, p string) (sandbox.FileEntry, io.ReadCloser, error) {
-	if err := s.fail("OpenFile", sandboxID); err != nil {
-		return sandbox.FileEntry{}, nil, err
-	}
-	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	p, err := s.resolve(ctx, "OpenFile", tenant, sandboxID, p)
 	if err != nil {
 		return sandbox.FileEntry{}, nil, err
 	}
@@ -138,10 +142,7 @@ func (s *Service) OpenFile(ctx context.Context, tenant, sandboxID, p string) (sa
 
 // DeleteFile implements api.Service.
 func (s *Service) DeleteFile(ctx context.Context, tenant, sandboxID, p string, recursive bool) error {
-	if err := s.fail("DeleteFile", sandboxID); err != nil {
-		return err
-	}
-	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	p, err := s.resolve(ctx, "DeleteFile", tenant, sandboxID, p)
 	if err != nil {
 		return err
 	}
@@ -175,13 +176,10 @@ func (s *Service) DeleteFile(ctx context.Context, tenant, sandboxID, p string, r
 
 // ListFiles implements api.Service; dir defaults to /workspace.
 func (s *Service) ListFiles(ctx context.Context, tenant, sandboxID, dir string) (sandbox.FileList, error) {
-	if err := s.fail("ListFiles", sandboxID); err != nil {
-		return sandbox.FileList{}, err
-	}
 	if dir == "" {
 		dir = "/workspace"
 	}
-	dir, err := s.resolve(ctx, tenant, sandboxID, dir)
+	dir, err := s.resolve(ctx, "ListFiles", tenant, sandboxID, dir)
 	if err != nil {
 		return sandbox.FileList{}, err
 	}
@@ -207,10 +205,7 @@ func (s *Service) ListFiles(ctx context.Context, tenant, sandboxID, dir string) 
 
 // StatFile implements api.Service.
 func (s *Service) StatFile(ctx context.Context, tenant, sandboxID, p string) (sandbox.FileEntry, error) {
-	if err := s.fail("StatFile", sandboxID); err != nil {
-		return sandbox.FileEntry{}, err
-	}
-	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	p, err := s.resolve(ctx, "StatFile", tenant, sandboxID, p)
 	if err != nil {
 		return sandbox.FileEntry{}, err
 	}
@@ -226,10 +221,7 @@ func (s *Service) StatFile(ctx context.Context, tenant, sandboxID, p string) (sa
 // MakeDir implements api.Service: with parents, missing parents are
 // created and an existing directory is not an error.
 func (s *Service) MakeDir(ctx context.Context, tenant, sandboxID, p string, parents bool) (sandbox.FileEntry, error) {
-	if err := s.fail("MakeDir", sandboxID); err != nil {
-		return sandbox.FileEntry{}, err
-	}
-	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	p, err := s.resolve(ctx, "MakeDir", tenant, sandboxID, p)
 	if err != nil {
 		return sandbox.FileEntry{}, err
 	}
@@ -245,16 +237,9 @@ func (s *Service) MakeDir(ctx context.Context, tenant, sandboxID, p string, pare
 		}
 		return entryOf(p, n), nil
 	}
-	var missing []string
-	for d := path.Dir(p); ; d = path.Dir(d) {
-		n, ok := files[d]
-		if ok && !n.dir {
-			return sandbox.FileEntry{}, fmt.Errorf("path %s: %s is a file, not a directory: %w", p, d, errdefs.ErrConflict)
-		}
-		if ok {
-			break
-		}
-		missing = append(missing, d)
+	missing, err := missingParents(files, p)
+	if err != nil {
+		return sandbox.FileEntry{}, err
 	}
 	if len(missing) > 0 && !parents {
 		return sandbox.FileEntry{}, fmt.Errorf("directory %s: %w", path.Dir(p), errdefs.ErrNotFound)
@@ -271,10 +256,7 @@ func (s *Service) MakeDir(ctx context.Context, tenant, sandboxID, p string, pare
 // MoveFile implements api.Service: an existing destination is a conflict
 // unless overwrite is set, and a directory replaces only an empty one.
 func (s *Service) MoveFile(ctx context.Context, tenant, sandboxID, from, to string, overwrite bool) (sandbox.FileEntry, error) {
-	if err := s.fail("MoveFile", sandboxID); err != nil {
-		return sandbox.FileEntry{}, err
-	}
-	from, err := s.resolve(ctx, tenant, sandboxID, from)
+	from, err := s.resolve(ctx, "MoveFile", tenant, sandboxID, from)
 	if err != nil {
 		return sandbox.FileEntry{}, err
 	}
@@ -330,10 +312,7 @@ func (s *Service) MoveFile(ctx context.Context, tenant, sandboxID, from, to stri
 
 // FileExists implements api.Service.
 func (s *Service) FileExists(ctx context.Context, tenant, sandboxID, p string) (bool, error) {
-	if err := s.fail("FileExists", sandboxID); err != nil {
-		return false, err
-	}
-	p, err := s.resolve(ctx, tenant, sandboxID, p)
+	p, err := s.resolve(ctx, "FileExists", tenant, sandboxID, p)
 	if err != nil {
 		return false, err
 	}

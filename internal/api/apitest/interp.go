@@ -2,6 +2,7 @@ package apitest
 
 import (
 	"context"
+	"iter"
 	"regexp"
 	"strconv"
 	"strings"
@@ -162,24 +163,9 @@ func splitArgs(s string) []string {
 		return nil
 	}
 	var out []string
-	depth, start := 0, 0
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case quote != 0:
-			if c == '\\' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '"' || c == '\'':
-			quote = c
-		case c == '(' || c == '[':
-			depth++
-		case c == ')' || c == ']':
-			depth--
-		case c == ',' && depth == 0:
+	start := 0
+	for i := range topLevel(s) {
+		if s[i] == ',' {
 			out = append(out, s[start:i])
 			start = i + 1
 		}
@@ -187,14 +173,12 @@ func splitArgs(s string) []string {
 	return append(out, s[start:])
 }
 
-// topLevelOp finds the rightmost operator of the lowest precedence outside
-// quotes and brackets: + or - first, then * or /. A sign (an operator at
-// the start or after another operator) is not a binary operator.
-func topLevelOp(s string) (int, byte) {
-	for _, ops := range []string{"+-", "*/"} {
+// topLevel yields the indexes of the bytes of s outside quotes and
+// brackets.
+func topLevel(s string) iter.Seq[int] {
+	return func(yield func(int) bool) {
 		depth := 0
 		var quote byte
-		found := -1
 		for i := 0; i < len(s); i++ {
 			c := s[i]
 			switch {
@@ -210,10 +194,27 @@ func topLevelOp(s string) (int, byte) {
 				depth++
 			case c == ')' || c == ']':
 				depth--
-			case depth == 0 && strings.IndexByte(ops, c) >= 0:
-				if prev := strings.TrimSpace(s[:i]); prev != "" && !strings.ContainsAny(prev[len(prev)-1:], "+-*/") {
-					found = i
+			case depth == 0:
+				if !yield(i) {
+					return
 				}
+			}
+		}
+	}
+}
+
+// topLevelOp finds the rightmost operator of the lowest precedence outside
+// quotes and brackets: + or - first, then * or /. A sign (an operator at
+// the start or after another operator) is not a binary operator.
+func topLevelOp(s string) (int, byte) {
+	for _, ops := range []string{"+-", "*/"} {
+		found := -1
+		for i := range topLevel(s) {
+			if strings.IndexByte(ops, s[i]) < 0 {
+				continue
+			}
+			if prev := strings.TrimSpace(s[:i]); prev != "" && !strings.ContainsAny(prev[len(prev)-1:], "+-*/") {
+				found = i
 			}
 		}
 		if found >= 0 {

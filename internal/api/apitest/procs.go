@@ -31,10 +31,7 @@ func (p *fakeProc) exit(code int) {
 }
 
 func (s *Service) fakeProcess(ctx context.Context, op, tenant, sandboxID, procID string) (*fakeProc, error) {
-	if err := s.fail(op, sandboxID); err != nil {
-		return nil, err
-	}
-	if _, err := s.Get(ctx, tenant, sandboxID); err != nil {
+	if _, err := s.sandboxFor(ctx, op, tenant, sandboxID); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -48,10 +45,7 @@ func (s *Service) fakeProcess(ctx context.Context, op, tenant, sandboxID, procID
 
 // StartProcess implements api.Service with a scripted process.
 func (s *Service) StartProcess(ctx context.Context, tenant, sandboxID string, req sandbox.CommandRequest) (sandbox.Process, error) {
-	if err := s.fail("StartProcess", sandboxID); err != nil {
-		return sandbox.Process{}, err
-	}
-	if _, err := s.Get(ctx, tenant, sandboxID); err != nil {
+	if _, err := s.sandboxFor(ctx, "StartProcess", tenant, sandboxID); err != nil {
 		return sandbox.Process{}, err
 	}
 	if (req.Command == "") == (len(req.Args) == 0) {
@@ -83,10 +77,7 @@ func (s *Service) StartProcess(ctx context.Context, tenant, sandboxID string, re
 
 // ListProcesses implements api.Service.
 func (s *Service) ListProcesses(ctx context.Context, tenant, sandboxID string) ([]sandbox.Process, error) {
-	if err := s.fail("ListProcesses", sandboxID); err != nil {
-		return nil, err
-	}
-	if _, err := s.Get(ctx, tenant, sandboxID); err != nil {
+	if _, err := s.sandboxFor(ctx, "ListProcesses", tenant, sandboxID); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
