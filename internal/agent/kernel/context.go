@@ -333,6 +333,11 @@ func (r *runState) deliver() (agentproto.ContextDone, bool) {
 	for len(r.pending) > 0 && r.d.synced(r.pending[0].Sync) {
 		m := r.pending[0]
 		r.pending = r.pending[1:]
+		if m.Sync == 0 {
+			// No marker came with it (the driver's last message of a
+			// run): what the pipes hold now was written before it.
+			r.d.drainOutput()
+		}
 		if m.Type == "done" {
 			r.ex.finish()
 			r.d.setDelivered(m.Sync)

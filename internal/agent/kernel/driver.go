@@ -145,10 +145,10 @@ type driver struct {
 	ready   chan driverMsg
 	closing chan struct{} // closed when shutdown starts
 
-	// outSeq and errSeq are the last sync markers read from stdout and
-	// stderr; marked is signalled after each.
-	outSeq, errSeq atomic.Uint64
-	marked         chan struct{}
+	// out and err read stdout and stderr; marked is signalled after each
+	// sync marker read from either.
+	out, err *outStream
+	marked   chan struct{}
 
 	mu      sync.Mutex
 	cur     *execution
@@ -235,6 +235,12 @@ func spawnDriver(sp Spawner, log *slog.Logger, lang *language, script, exe, dir 
 	if d.msgR, msgW, err = pipe(false); err != nil {
 		return fail(err)
 	}
+	if d.out, err = newOutStream(d.outR, agentproto.EventStdout, d.token); err != nil {
+		return fail(err)
+	}
+	if d.err, err = newOutStream(d.errR, agentproto.EventStderr, d.token); err != nil {
+		return fail(err)
+	}
 	if scriptW, scriptR, err = pipe(true); err != nil {
 		return fail(err)
 	}
@@ -276,8 +282,8 @@ func spawnDriver(sp Spawner, log *slog.Logger, lang *language, script, exe, dir 
 		close(d.exited)
 	}()
 	d.readers.Add(3)
-	go d.readStream(d.outR, agentproto.EventStdout, &d.outSeq)
-	go d.readStream(d.errR, agentproto.EventStderr, &d.errSeq)
+	go d.readStream(d.out)
+	go d.readStream(d.err)
 	go d.readMessages()
 	return d, nil
 }
@@ -359,29 +365,123 @@ func (d *driver) current(line []byte) *execution {
 	return d.cur
 }
 
-// readStream reads stdout or stderr: lines go to the current execution
-// (lines written while none runs are dropped), markers advance seq.
-func (d *driver) readStream(f *os.File, typ string, seq *atomic.Uint64) {
-	defer d.readers.Done()
-	sp := newSplitter(f, d.token, agentproto.MaxLine)
+// outStream is the agent's end of a driver's stdout or stderr pipe. The
+// pipe is read only inside its raw connection's callbacks and with mu
+// held, by the stream's reader goroutine or by drain, so that whoever
+// holds mu has passed on everything read before.
+type outStream struct {
+	typ string
+	rc  syscall.RawConn
+	seq atomic.Uint64 // the last sync marker read
+
+	mu sync.Mutex
+	fd int // valid only inside a callback of rc, with mu held
+	sp *splitter
+}
+
+func newOutStream(f *os.File, typ, token string) (*outStream, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("%s pipe: %v: %w", typ, err, errdefs.ErrInternal)
+	}
+	st := &outStream{typ: typ, rc: rc, fd: -1}
+	st.sp = newSplitter(st, token, agentproto.MaxLine)
+	return st, nil
+}
+
+// Read reads the pipe without blocking: errAgain when it is empty.
+func (st *outStream) Read(p []byte) (int, error) {
 	for {
-		line, n, err := sp.next()
-		if err != nil {
+		n, err := syscall.Read(st.fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, errAgain
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// readStream reads stdout or stderr: lines go to the current execution
+// (lines written while none runs are dropped), markers advance st.seq.
+func (d *driver) readStream(st *outStream) {
+	defer d.readers.Done()
+	for {
+		var seq uint64
+		var serr error
+		err := st.rc.Read(func(fd uintptr) bool {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			st.fd = int(fd)
+			defer func() { st.fd = -1 }()
+			seq, serr = d.passLines(st, false)
+			return serr != errAgain
+		})
+		if err != nil || serr != nil {
 			return
 		}
-		if n > 0 {
-			seq.Store(n)
-			select {
-			case d.marked <- struct{}{}:
-			default:
+		st.seq.Store(seq)
+		select {
+		case d.marked <- struct{}{}:
+		default:
+		}
+		// Output written after the message must not overtake it.
+		d.waitDelivered(seq)
+	}
+}
+
+// passLines passes the lines of st to the current execution until the
+// next marker, whose number it returns, or until the splitter's error
+// (errAgain when the pipe is empty). With st.mu held, inside a callback of
+// st.rc. When drained is set, markers are taken as read and a partial
+// line at the end is passed on too.
+func (d *driver) passLines(st *outStream, drained bool) (uint64, error) {
+	for {
+		line, seq, err := st.sp.next()
+		if err == errAgain && drained {
+			if rest := st.sp.rest(); rest != nil {
+				d.passLine(st, rest, false)
 			}
-			// Output written after the message must not overtake it.
-			d.waitDelivered(n)
+		}
+		if err != nil {
+			return 0, err
+		}
+		if seq > 0 {
+			if !drained {
+				return seq, nil
+			}
+			st.seq.Store(seq)
 			continue
 		}
-		if ex := d.current(line); ex != nil {
-			ex.emit(agentproto.Event{Type: typ, Data: string(line), TS: time.Now().UnixMilli()}, sp.pending())
-		}
+		d.passLine(st, line, st.sp.pending())
+	}
+}
+
+func (d *driver) passLine(st *outStream, line []byte, more bool) {
+	if ex := d.current(line); ex != nil {
+		ex.emit(agentproto.Event{Type: st.typ, Data: string(line), TS: time.Now().UnixMilli()}, more)
+	}
+}
+
+// drainOutput passes on everything the driver's stdout and stderr pipes hold
+// now, partial lines included. A message that comes without a sync marker
+// (the driver's last one of a run) is delivered after drainOutput: whatever the
+// driver and its processes wrote to fd 1 and 2 before it is in the pipes
+// by then. Every earlier message must have been delivered.
+func (d *driver) drainOutput() {
+	for _, st := range []*outStream{d.out, d.err} {
+		_ = st.rc.Control(func(fd uintptr) {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			st.fd = int(fd)
+			defer func() { st.fd = -1 }()
+			_, _ = d.passLines(st, true)
+		})
 	}
 }
 
@@ -421,7 +521,7 @@ func (d *driver) waitDelivered(n uint64) {
 
 // synced reports whether both output streams have passed marker seq.
 func (d *driver) synced(seq uint64) bool {
-	return seq == 0 || d.outSeq.Load() >= seq && d.errSeq.Load() >= seq
+	return seq == 0 || d.out.seq.Load() >= seq && d.err.seq.Load() >= seq
 }
 
 // readMessages reads the driver's message lines and hands those of the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,6 +193,21 @@ func TestPythonOutput(t *testing.T) {
 		r := mustRun(t, m, id, "import os\nos.write(1, b'raw\\n')\nos.write(2, b'rawerr\\n');")
 		if !slices.Equal(r.stdout(), []string{"raw"}) || !slices.Equal(r.stderr(), []string{"rawerr"}) {
 			t.Errorf("%v", r)
+		}
+	})
+	t.Run("everything written before the end arrives before done", func(t *testing.T) {
+		// done comes without sync markers: the agent passes on what the
+		// pipes hold when it gets there. Raw writes, a child's output and
+		// unterminated lines on both streams, a hundred times over.
+		for i := range 100 {
+			r := mustRun(t, m, id, fmt.Sprintf("import os, sys\nos.system('echo c%[1]d; printf e%[1]d >&2')\nos.write(1, b'raw%[1]d')\nprint('p%[1]d', end='')\nsys.stderr.write('s%[1]d')", i))
+			n := strconv.Itoa(i)
+			if got, want := strings.Join(r.stdout(), "|"), "c"+n+"|raw"+n+"p"+n; got != want {
+				t.Fatalf("run %d: stdout = %q, want %q", i, got, want)
+			}
+			if got, want := strings.Join(r.stderr(), "|"), "e"+n+"s"+n; got != want {
+				t.Fatalf("run %d: stderr = %q, want %q", i, got, want)
+			}
 		}
 	})
 	t.Run("background process does not keep the run busy", func(t *testing.T) {

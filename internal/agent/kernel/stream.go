@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"strconv"
 	"unicode/utf8"
@@ -35,9 +36,14 @@ func newSplitter(r io.Reader, token string, max int) *splitter {
 	return &splitter{r: r, max: max, marker: m, buf: make([]byte, 2*max+len(m)+maxMarkerTail)}
 }
 
+// errAgain is returned by a splitter's reader that has nothing to read
+// right now (a non-blocking pipe that is empty). The splitter passes it on
+// and keeps what it has buffered; next may be called again later.
+var errAgain = errors.New("nothing to read yet")
+
 // next returns either a line (without its newline; valid until the next
 // call) or, when seq > 0, a marker. At the end of the stream it returns
-// the reader's error.
+// the reader's error; when the reader returns errAgain, so does next.
 func (s *splitter) next() (line []byte, seq uint64, err error) {
 	for {
 		data := s.buf[s.start:s.end]
@@ -97,10 +103,27 @@ func (s *splitter) next() (line []byte, seq uint64, err error) {
 		}
 		n, rerr := s.r.Read(s.buf[s.end:])
 		s.end += n
-		if rerr != nil {
+		if rerr == errAgain {
+			if n == 0 {
+				return nil, 0, errAgain
+			}
+		} else if rerr != nil {
 			s.err = rerr
 		}
 	}
+}
+
+// rest returns the buffered text that has no newline yet (a partial
+// line), and forgets it; nil when there is none. Used when the writer is
+// known to have paused: the text is passed on as a line of its own, as
+// before a marker.
+func (s *splitter) rest() []byte {
+	if s.start == s.end {
+		return nil
+	}
+	data := s.buf[s.start:s.end]
+	s.start, s.end = 0, 0
+	return data
 }
 
 // pending reports whether a complete line is already buffered.

@@ -15,9 +15,10 @@
 //   6  the stderr pipe again, for sync markers only
 //
 // The request and message formats and the sync markers are the same as in
-// the Python driver (python/driver.py): before every message with
-// "sync": K the driver waits until process.stdout/stderr have no queued
-// writes and writes "\0sdbx-sync:TOKEN:K\n" to fd 5 and fd 6.
+// the Python driver (python/driver.py): before every message the driver
+// waits until process.stdout/stderr have no queued writes; before one with
+// "sync": K (all but "done") it writes "\0sdbx-sync:TOKEN:K\n" to fd 5 and
+// fd 6.
 //
 // Code runs in the driver's own global context (vm.runInThisContext), so
 // values made by Node's modules (errors, buffers) are instances of the
@@ -80,17 +81,19 @@ const outbox = [];
 let flushing = false;
 
 function writeMessage(msg) {
-  seq++;
-  const mark = Buffer.from('\0sdbx-sync:' + TOKEN + ':' + seq + '\n');
-  let ok = true;
-  for (const fd of [OUT_FD, ERR_FD]) {
-    try {
-      writeAll(fd, mark);
-    } catch {
-      ok = false;
+  if (msg.type !== 'done') {
+    seq++;
+    const mark = Buffer.from('\0sdbx-sync:' + TOKEN + ':' + seq + '\n');
+    let ok = true;
+    for (const fd of [OUT_FD, ERR_FD]) {
+      try {
+        writeAll(fd, mark);
+      } catch {
+        ok = false;
+      }
     }
+    if (ok) msg.sync = seq;
   }
-  if (ok) msg.sync = seq;
   let line = JSON.stringify(msg);
   if (line.length > MAX_MESSAGE && msg.type === 'result') {
     const text = String(msg.data['text/plain'] || '').slice(0, 65536);

@@ -18,12 +18,15 @@
 #            {"type": "error", "id": ID, "name": N, "value": V, "traceback": T, "sync": K}
 #            {"type": "done", "id": ID, "sync": K}                 last for ID
 #
-# Ordering: before every message with "sync": K the driver flushes
-# sys.stdout/sys.stderr and writes the marker line "\0sdbx-sync:TOKEN:K\n"
-# to fd 5 and fd 6. The agent delivers message K only after it has read
-# marker K from both pipes, so every line written to fd 1/2 before the
-# message reaches the client before it. "sync" is left out when a marker
-# could not be written.
+# Ordering: before every message the driver flushes sys.stdout/sys.stderr.
+# Before a message with "sync": K it also writes the marker line
+# "\0sdbx-sync:TOKEN:K\n" to fd 5 and fd 6; the agent delivers message K
+# only after it has read marker K from both pipes, so every line written
+# to fd 1/2 before the message reaches the client before it, and none
+# written after it does. "done" comes without a marker (the run is over:
+# nothing of it is written after it): the agent delivers it after passing
+# on what the pipes hold when it is its turn. "sync" is also left out when
+# a marker could not be written.
 #
 # Only modules the interpreter has loaded anyway, or C modules, are
 # imported at start, so that a context is ready soon after the interpreter:
@@ -185,7 +188,7 @@ def _request_decoder():
     return loads
 
 
-def _send(msg):
+def _send(msg, mark=True):
     if os.getpid() != DRIVER_PID:
         # A fork of the driver made by the code: only the driver talks.
         return
@@ -195,16 +198,17 @@ def _send(msg):
     try:
         with _send_lock:
             _flush_streams()
-            S.seq += 1
-            mark = b"\0sdbx-sync:" + TOKEN + b":" + str(S.seq).encode() + b"\n"
-            ok = True
-            for fd in (OUT_FD, ERR_FD):
-                try:
-                    _write_all(fd, mark)
-                except OSError:
-                    ok = False
-            if ok:
-                msg["sync"] = S.seq
+            if mark:
+                S.seq += 1
+                marker = b"\0sdbx-sync:" + TOKEN + b":" + str(S.seq).encode() + b"\n"
+                ok = True
+                for fd in (OUT_FD, ERR_FD):
+                    try:
+                        _write_all(fd, marker)
+                    except OSError:
+                        ok = False
+                if ok:
+                    msg["sync"] = S.seq
             line = _dumps(msg)
             if len(line) > MAX_MESSAGE and msg.get("type") == "result":
                 text = msg["data"].get("text/plain", "")
@@ -594,7 +598,7 @@ def _run_request(req, ns):
             else:
                 os.environ[k] = old
         try:
-            _send({"type": "done", "id": S.exec_id})
+            _send({"type": "done", "id": S.exec_id}, mark=False)
         finally:
             S.exec_id = None
 
