@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -24,6 +25,10 @@ Runs the in-sandbox agent. The runtime starts it as PID 1 of each sandbox.
 
 `
 
+// agentThreadReserve is how many threads the agent starts before any code
+// of the sandbox runs (see agent.ReserveThreads).
+const agentThreadReserve = 8
+
 // agentMain runs the in-sandbox agent until SIGTERM or SIGINT.
 func agentMain(args []string) int {
 	fset := flag.NewFlagSet("agent", flag.ContinueOnError)
@@ -36,6 +41,7 @@ func agentMain(args []string) int {
 	cwd := fset.String("cwd", "/workspace", "working `dir`ectory of commands that name none")
 	reap := fset.String("reap", "auto", "how to collect exit statuses: auto (all when PID 1), all, children")
 	level := fset.String("log-level", "info", "log level: debug, info, warn, error")
+	procs := fset.Int("procs", 0, "GOMAXPROCS of the agent, the sandbox's CPU limit (0: Go's default)")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -55,6 +61,15 @@ func agentMain(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "sdbx agent: --reap: %v\n", err)
 		return 2
+	}
+	if *procs < 0 {
+		fmt.Fprintf(os.Stderr, "sdbx agent: --procs %d: must be 0 or more\n", *procs)
+		return 2
+	}
+	if *procs > 0 {
+		// Fewer Ps than the host has CPUs: a sandbox limited to one CPU
+		// gains nothing from more, and pays for threads waking each other.
+		runtime.GOMAXPROCS(*procs)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 
@@ -77,6 +92,8 @@ func agentMain(args []string) int {
 			fmt.Fprintf(os.Stderr, "sdbx agent: make non-dumpable: %v\n", err)
 			return 1
 		}
+		// Threads made now don't count on room under the pids limit later.
+		agent.ReserveThreads(agentThreadReserve)
 		// Go's own handlers would end the process on SIGTERM, SIGHUP, ...
 		// sent from inside the sandbox: take every signal and drop it.
 		// (Handled signals reset to their defaults in spawned commands.)

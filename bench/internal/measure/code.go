@@ -118,13 +118,7 @@ func (a *API) RunCode(ctx context.Context, id, code string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return a.runEncoded(ctx, "/v1/sandboxes/"+id+"/code", body)
-}
-
-// runEncoded posts an encoded runCode body to path (the load loop
-// encodes it once) and returns the text of the last result.
-func (a *API) runEncoded(ctx context.Context, path string, body []byte) (string, error) {
-	resp, err := a.send(ctx, http.MethodPost, path, body, "")
+	resp, err := a.send(ctx, http.MethodPost, "/v1/sandboxes/"+id+"/code", body, "")
 	if err != nil {
 		return "", err
 	}
@@ -228,8 +222,9 @@ type ThroughputResult struct {
 // sandboxes new sandboxes for d and returns completed runs per second and
 // the CPU time per run of this process, the server (serverPid, 0 if
 // unknown) and the sandboxes. Runs in one sandbox queue in its default
-// context, so the parallelism comes from the sandboxes. The sandboxes are
-// deleted afterwards.
+// context, so the parallelism comes from the sandboxes. The clients are
+// lean (see rawPoster); afterwards each sandbox's x must equal the runs
+// counted for it. The sandboxes are deleted afterwards.
 func Throughput(ctx context.Context, url, key string, serverPid, sandboxes, clients int, d time.Duration) (ThroughputResult, error) {
 	a := NewAPI(url, key, sandboxes*clients)
 	defer a.HTTP.CloseIdleConnections()
@@ -249,37 +244,63 @@ func Throughput(ctx context.Context, url, key string, serverPid, sandboxes, clie
 			return ThroughputResult{}, err
 		}
 	}
+	var posters []*rawPoster
+	defer func() {
+		for _, p := range posters {
+			p.Close()
+		}
+	}()
+	for _, id := range ids {
+		for range clients {
+			p, err := newRawPoster(ctx, url, key, "/v1/sandboxes/"+id+"/code", []byte(`{"code":"x += 1"}`))
+			if err != nil {
+				return ThroughputResult{}, err
+			}
+			posters = append(posters, p)
+		}
+	}
 	var (
 		mu    sync.Mutex
 		total int
+		runs  = make([]int, len(ids))
 		first error
 		wg    sync.WaitGroup
 	)
 	before := cpuSnapshot(serverPid, ids)
 	deadline := time.Now().Add(d)
 	start := time.Now()
-	for _, id := range ids {
-		for range clients {
-			wg.Go(func() {
-				n := 0
-				path, body := "/v1/sandboxes/"+id+"/code", []byte(`{"code":"x += 1"}`)
-				for time.Now().Before(deadline) && ctx.Err() == nil {
-					if _, err := a.runEncoded(ctx, path, body); err != nil {
-						mu.Lock()
-						first = cmp.Or(first, err)
-						mu.Unlock()
-						break
-					}
-					n++
+	for i, p := range posters {
+		wg.Go(func() {
+			n := 0
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if err := p.post(deadline.Add(time.Minute)); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+					break
 				}
-				mu.Lock()
-				total += n
-				mu.Unlock()
-			})
-		}
+				n++
+			}
+			mu.Lock()
+			total += n
+			runs[i/clients] += n
+			mu.Unlock()
+		})
 	}
 	wg.Wait()
 	el := time.Since(start)
 	cpu := cpuSnapshot(serverPid, ids).Sub(before)
-	return ThroughputResult{Rate: float64(total) / el.Seconds(), Runs: total, CPU: cpu.Per(total)}, first
+	if first != nil {
+		return ThroughputResult{}, first
+	}
+	for i, id := range ids {
+		got, err := a.RunCode(ctx, id, "x")
+		if err != nil {
+			return ThroughputResult{}, err
+		}
+		if got != strconv.Itoa(runs[i]) {
+			return ThroughputResult{}, fmt.Errorf("sandbox %s: x = %s after %d counted runs", id, got, runs[i])
+		}
+	}
+	return ThroughputResult{Rate: float64(total) / el.Seconds(), Runs: total, CPU: cpu.Per(total)}, nil
 }

@@ -55,6 +55,10 @@ type initConfig struct {
 	TmpMB int64 `json:"tmpMB"`
 	// Env is the complete environment of the agent.
 	Env []string `json:"env"`
+	// Procs, when set, is the agent's GOMAXPROCS: the sandbox's CPU limit
+	// rounded up. Go would size itself to the cgroup's CPU quota, but the
+	// sandbox has no cgroupfs to read it from.
+	Procs int `json:"procs,omitempty"`
 	// ResolvConf, when set, is the host file bound read-only at
 	// /etc/resolv.conf (the driver rewrites it when the policy changes).
 	ResolvConf string `json:"resolvConf,omitempty"`
@@ -141,6 +145,9 @@ func runInit() error {
 		return err
 	}
 	argv := []string{agentPath, "agent", "--listen-fd", fmt.Sprint(listenFD)}
+	if cfg.Procs > 0 {
+		argv = append(argv, "--procs", fmt.Sprint(cfg.Procs))
+	}
 	err = syscall.Exec(agentPath, argv, cfg.Env)
 	return fmt.Errorf("exec agent: %w", err)
 }

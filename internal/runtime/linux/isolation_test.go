@@ -134,7 +134,7 @@ print(json.dumps({"cmds": cmds, "tids": tids, "alive": alive, "kill": killed}))
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("probe output %q: %v", out, err)
 	}
-	if got.Cmds["1"] != agentPath+" agent --listen-fd 3" {
+	if !strings.HasPrefix(got.Cmds["1"], agentPath+" agent --listen-fd 3") {
 		t.Errorf("PID 1 is %q, want the agent", got.Cmds["1"])
 	}
 	for pid, cmd := range got.Cmds {

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -30,6 +32,15 @@ const cloneFlags = syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NE
 // agentPATH is the agent's PATH, the usual one of a Debian root shell.
 const agentPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// agentProcs is the GOMAXPROCS of an agent limited to cpu CPUs (0 for
+// no limit): the limit rounded up, at most the host's CPUs.
+func agentProcs(cpu float64) int {
+	if cpu <= 0 {
+		return 0
+	}
+	return min(int(math.Ceil(cpu)), goruntime.NumCPU())
+}
+
 // maxStatus bounds the error message init can send.
 const maxStatus = 64 << 10
 
@@ -47,6 +58,7 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		Exe:       d.cfg.Exe,
 		TmpMB:     spec.Resources.MemoryMB,
 		Env:       []string{"PATH=" + agentPATH, "HOME=/root", "HOSTNAME=" + id, "LANG=C.UTF-8"},
+		Procs:     agentProcs(spec.Resources.CPU),
 	}
 	if d.cfg.Network != nil {
 		cfg.ResolvConf = l.resolvConf()

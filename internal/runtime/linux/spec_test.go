@@ -2,6 +2,7 @@ package linux
 
 import (
 	"errors"
+	goruntime "runtime"
 	"testing"
 
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -67,5 +68,23 @@ func TestSeccompProgramAssembles(t *testing.T) {
 	// The architecture guard comes first: load arch, compare, ENOSYS.
 	if len(raw) < 3 || raw[2].K != uint32(errnoAction(unix.ENOSYS)) {
 		t.Fatalf("program does not start with the architecture guard: %v", raw[:min(3, len(raw))])
+	}
+}
+
+func TestAgentProcs(t *testing.T) {
+	host := goruntime.NumCPU()
+	for _, tt := range []struct {
+		cpu  float64
+		want int
+	}{
+		{0, 0},
+		{0.25, 1},
+		{1, 1},
+		{1.5, min(2, host)},
+		{1000, host},
+	} {
+		if got := agentProcs(tt.cpu); got != tt.want {
+			t.Errorf("agentProcs(%v) = %d, want %d", tt.cpu, got, tt.want)
+		}
 	}
 }
