@@ -116,9 +116,16 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 type resultBytes int
 
 // keep appends line to lines unless that would pass maxResultLines lines
-// or maxResultBytes bytes in all, and reports whether it did.
+// (per stream) or maxResultBytes bytes (both streams together), and
+// reports whether it did. A line that does not fit the bytes ends what is
+// kept of both streams: a shorter line after it is not kept either, so
+// the result holds the first lines, without a hole.
 func (k *resultBytes) keep(lines *[]string, line string) bool {
-	if len(*lines) >= maxResultLines || int(*k)+len(line) > maxResultBytes {
+	if len(*lines) >= maxResultLines {
+		return false
+	}
+	if int(*k)+len(line) > maxResultBytes {
+		*k = maxResultBytes + 1
 		return false
 	}
 	*lines = append(*lines, line)
