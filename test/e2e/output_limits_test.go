@@ -67,23 +67,65 @@ func sameLines(t *testing.T, what string, got, want []string) {
 	t.Errorf("%s: %d lines, want %d; line %d is %s, want %s", what, len(got), len(want), i, at(got), at(want))
 }
 
+// outputCase is Python code and what it prints, with what a result
+// keeps of it.
+type outputCase struct {
+	name             string
+	code             string
+	stdout, stderr   []string // every line printed
+	keptOut, keptErr []string // what the result keeps
+	// keptTotal, when set, replaces keptOut and keptErr: the result
+	// keeps the first lines of each stream, keptTotal in all (which
+	// stream's line came last is up to the pipes).
+	keptTotal int
+	truncated bool
+}
+
+// streamed collects the lines an OnStdout/OnStderr pair was called with.
+type streamed struct{ out, err []string }
+
+func (s *streamed) options() []sdbx.RunOption {
+	return []sdbx.RunOption{
+		sdbx.OnStdout(func(l sdbx.OutputLine) { s.out = append(s.out, l.Line) }),
+		sdbx.OnStderr(func(l sdbx.OutputLine) { s.err = append(s.err, l.Line) }),
+	}
+}
+
+// check compares what was streamed and kept with tt.
+func (tt outputCase) check(t *testing.T, got streamed, keptOut, keptErr []string, truncated bool) {
+	t.Helper()
+	sameLines(t, "streamed stdout", got.out, tt.stdout)
+	sameLines(t, "streamed stderr", got.err, tt.stderr)
+	if tt.keptTotal > 0 {
+		tt.keptOut, tt.keptErr = got.out[:min(len(keptOut), len(got.out))], got.err[:min(len(keptErr), len(got.err))]
+		if n := len(keptOut) + len(keptErr); n != tt.keptTotal {
+			t.Errorf("kept %d + %d lines, want %d in all", len(keptOut), len(keptErr), tt.keptTotal)
+		}
+	}
+	sameLines(t, "kept stdout", keptOut, tt.keptOut)
+	sameLines(t, "kept stderr", keptErr, tt.keptErr)
+	if truncated != tt.truncated {
+		t.Errorf("truncated = %v, want %v", truncated, tt.truncated)
+	}
+}
+
+// shortLineAfterLimit: a line that does not fit ends what is kept; a
+// shorter one after it is not kept either (the result holds the first
+// lines, without a hole).
+var shortLineAfterLimit = outputCase{
+	name:   "a short line after the limit",
+	code:   pyWide("sys.stdout", 0, 2559) + "print('y' * 4097)\nprint('end')\n",
+	stdout: append(wide(0, 2559), strings.Repeat("y", 4097), "end"), stderr: []string{},
+	keptOut: wide(0, 2559), keptErr: []string{}, truncated: true,
+}
+
 func TestCommandOutputLimits(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	c := e.client(t)
 	sb := e.sandbox(t, sdbx.CreateSandboxOptions{})
 
-	tests := []struct {
-		name             string
-		code             string
-		stdout, stderr   []string // every line printed
-		keptOut, keptErr []string // what the result keeps
-		// keptTotal, when set, replaces keptOut and keptErr: the result
-		// keeps the first lines of each stream, keptTotal in all (which
-		// stream's line came last is up to the pipes).
-		keptTotal int
-		truncated bool
-	}{
+	tests := []outputCase{
 		{
 			name:   "at the line limit",
 			code:   "for i in range(10000): print(i)\nimport sys\nprint('e', file=sys.stderr)",
@@ -110,41 +152,19 @@ func TestCommandOutputLimits(t *testing.T) {
 			stdout: wide(0, 1280), stderr: wide(1280, 2561),
 			keptTotal: 2560, truncated: true,
 		},
-		{
-			// A line that does not fit ends what is kept: a shorter one
-			// after it is not kept either (the result holds the first
-			// lines, without a hole).
-			name:   "a short line after the limit",
-			code:   pyWide("sys.stdout", 0, 2559) + "print('y' * 4097)\nprint('end')\n",
-			stdout: append(wide(0, 2559), strings.Repeat("y", 4097), "end"), stderr: []string{},
-			keptOut: wide(0, 2559), keptErr: []string{}, truncated: true,
-		},
+		shortLineAfterLimit,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errs []string
-			res, err := c.RunCommand(t.Context(), sb.ID, sdbx.Command{Command: `python3 -c "$CODE"`, Env: map[string]string{"CODE": tt.code}},
-				sdbx.OnStdout(func(l sdbx.OutputLine) { out = append(out, l.Line) }),
-				sdbx.OnStderr(func(l sdbx.OutputLine) { errs = append(errs, l.Line) }))
+			var got streamed
+			res, err := c.RunCommand(t.Context(), sb.ID, sdbx.Command{Command: `python3 -c "$CODE"`, Env: map[string]string{"CODE": tt.code}}, got.options()...)
 			if err != nil {
 				t.Fatalf("RunCommand: %v", err)
 			}
 			if res.ExitCode != 0 {
 				t.Fatalf("exit code %d; stderr %.200q", res.ExitCode, res.Stderr)
 			}
-			sameLines(t, "streamed stdout", out, tt.stdout)
-			sameLines(t, "streamed stderr", errs, tt.stderr)
-			if tt.keptTotal > 0 {
-				tt.keptOut, tt.keptErr = out[:min(len(res.Stdout), len(out))], errs[:min(len(res.Stderr), len(errs))]
-				if n := len(res.Stdout) + len(res.Stderr); n != tt.keptTotal {
-					t.Errorf("kept %d + %d lines, want %d in all", len(res.Stdout), len(res.Stderr), tt.keptTotal)
-				}
-			}
-			sameLines(t, "kept stdout", res.Stdout, tt.keptOut)
-			sameLines(t, "kept stderr", res.Stderr, tt.keptErr)
-			if res.Truncated != tt.truncated {
-				t.Errorf("truncated = %v, want %v", res.Truncated, tt.truncated)
-			}
+			tt.check(t, got, res.Stdout, res.Stderr, res.Truncated)
 		})
 	}
 }
@@ -155,13 +175,7 @@ func TestCodeOutputLimits(t *testing.T) {
 	c := e.client(t)
 	sb := e.sandbox(t, sdbx.CreateSandboxOptions{})
 
-	tests := []struct {
-		name             string
-		code             string
-		stdout, stderr   []string // every line printed
-		keptOut, keptErr []string // what the result keeps
-		truncated        bool
-	}{
+	tests := []outputCase{
 		{
 			name:   "at the line limit",
 			code:   "for i in range(10000): print(i)",
@@ -180,29 +194,20 @@ func TestCodeOutputLimits(t *testing.T) {
 			stdout: wide(0, 2561), stderr: []string{},
 			keptOut: wide(0, 2560), keptErr: []string{}, truncated: true,
 		},
-		{
-			name:   "a short line after the limit",
-			code:   pyWide("sys.stdout", 0, 2559) + "print('y' * 4097)\nprint('end')\n",
-			stdout: append(wide(0, 2559), strings.Repeat("y", 4097), "end"), stderr: []string{},
-			keptOut: wide(0, 2559), keptErr: []string{}, truncated: true,
-		},
+		shortLineAfterLimit,
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errs []string
-			res := runCode(t, c, sb.ID, tt.code,
-				sdbx.OnStdout(func(l sdbx.OutputLine) { out = append(out, l.Line) }),
-				sdbx.OnStderr(func(l sdbx.OutputLine) { errs = append(errs, l.Line) }))
+			var got streamed
+			var opts []sdbx.CodeOption
+			for _, o := range got.options() {
+				opts = append(opts, o)
+			}
+			res := runCode(t, c, sb.ID, tt.code, opts...)
 			if res.Execution.Error != nil {
 				t.Fatalf("raised %s: %s", res.Execution.Error.Name, res.Execution.Error.Value)
 			}
-			sameLines(t, "streamed stdout", out, tt.stdout)
-			sameLines(t, "streamed stderr", errs, tt.stderr)
-			sameLines(t, "kept stdout", res.Execution.Logs.Stdout, tt.keptOut)
-			sameLines(t, "kept stderr", res.Execution.Logs.Stderr, tt.keptErr)
-			if res.Execution.Truncated != tt.truncated {
-				t.Errorf("truncated = %v, want %v", res.Execution.Truncated, tt.truncated)
-			}
+			tt.check(t, got, res.Execution.Logs.Stdout, res.Execution.Logs.Stderr, res.Execution.Truncated)
 		})
 	}
 }
