@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/sdbx/sdbx/internal/agent"
@@ -202,9 +203,27 @@ func TestProcSurvivesClientAndDiesWithAgent(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled follow: %v", err)
 	}
-	list, err := c.ListProcesses(context.Background())
-	if err != nil || len(list) != 1 || !list[0].Running {
-		t.Fatalf("after the client left: %+v, %v", list, err)
+	// The client's connection is closed now. For a second after, the
+	// process keeps running and keeps writing: a kill that came late
+	// (once the agent noticed the client leaving) would show here.
+	var firstEnd int64
+	for i := range 20 {
+		if state, ok := procState(p.Pid); !ok || state == 'Z' {
+			t.Fatalf("%d ms after the client left: process %d is gone (state %c)", i*50, p.Pid, state)
+		}
+		list, err := c.ListProcesses(context.Background())
+		if err != nil || len(list) != 1 || !list[0].Running {
+			t.Fatalf("%d ms after the client left: %+v, %v", i*50, list, err)
+		}
+		if i == 0 {
+			firstEnd = list[0].End
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Output written after the second: still ticking.
+	o := readProc(t, c, p.ID, firstEnd, false)
+	if !o.final.Info.Running || o.final.End <= firstEnd || !strings.HasPrefix(o.stdout.String(), "tick\n") {
+		t.Fatalf("a second after the client left: running %v, output %q up to %d (was %d)", o.final.Info.Running, o.stdout.String(), o.final.End, firstEnd)
 	}
 	if err := ta.stop(); err != nil {
 		t.Fatal(err)

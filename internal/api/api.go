@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/sdbx/sdbx/internal/auth"
 	"github.com/sdbx/sdbx/internal/limit"
@@ -99,6 +100,10 @@ type Limits struct {
 	// MaxReadBytes is the largest file file:read returns (the whole
 	// content is held in memory and sent in one ack). Zero means 64 MiB.
 	MaxReadBytes int64
+	// TransferIdle ends a chunked Socket.IO upload or download that gets
+	// no request for this long (an upload is then not applied). Zero
+	// means 60 s.
+	TransferIdle time.Duration
 }
 
 // Defaults of the Limits fields that may be left zero.
@@ -106,11 +111,12 @@ const (
 	defaultMaxMessageBytes = 16 << 20
 	defaultMaxUploadBytes  = 10 << 30
 	defaultMaxReadBytes    = 64 << 20
+	defaultTransferIdle    = 60 * time.Second
 )
 
 // DefaultLimits returns the limits NewHandler uses: 1 MiB JSON bodies and
 // stream window, 16 MiB Socket.IO messages, 10 GiB HTTP uploads, 64 MiB
-// file:read.
+// file:read, 60 s idle chunked transfers.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxBodyBytes:      1 << 20,
@@ -118,13 +124,14 @@ func DefaultLimits() Limits {
 		MaxMessageBytes:   defaultMaxMessageBytes,
 		MaxUploadBytes:    defaultMaxUploadBytes,
 		MaxReadBytes:      defaultMaxReadBytes,
+		TransferIdle:      defaultTransferIdle,
 	}
 }
 
 // withDefaults checks l and fills in the fields left zero.
 func (l Limits) withDefaults() (Limits, error) {
 	if l.MaxBodyBytes < 0 || l.StreamWindowBytes < 0 ||
-		l.MaxMessageBytes < 0 || l.MaxUploadBytes < 0 || l.MaxReadBytes < 0 {
+		l.MaxMessageBytes < 0 || l.MaxUploadBytes < 0 || l.MaxReadBytes < 0 || l.TransferIdle < 0 {
 		return Limits{}, errors.New("api: limits must be positive (or zero for a default)")
 	}
 	def := DefaultLimits()
@@ -143,6 +150,9 @@ func (l Limits) withDefaults() (Limits, error) {
 	}
 	if l.MaxReadBytes == 0 {
 		l.MaxReadBytes = defaultMaxReadBytes
+	}
+	if l.TransferIdle == 0 {
+		l.TransferIdle = defaultTransferIdle
 	}
 	return l, nil
 }

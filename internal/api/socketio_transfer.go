@@ -22,9 +22,6 @@ import (
 
 // Transfer limits.
 const (
-	// transferIdle ends an upload or download that gets no request for
-	// this long (an upload is then not applied).
-	transferIdle = 60 * time.Second
 	// maxTransfers bounds the uploads plus downloads open on one socket.
 	maxTransfers = 16
 	// defaultChunk and maxChunk bound a download's chunks.
@@ -215,9 +212,10 @@ func (sess *session) beginUpload(ctx context.Context, c *call) (any, error) {
 	wctx, cancel := context.WithCancel(sess.ctx)
 	u := &upload{id: id, path: p.Path, size: size, pw: pw, cancel: cancel, done: make(chan struct{})}
 	u.turn = sync.NewCond(&u.mu)
-	u.idle = time.AfterFunc(transferIdle, func() {
+	idle := sess.h.limits.TransferIdle
+	u.idle = time.AfterFunc(idle, func() {
 		if sess.xfer.takeUpload(id) != nil {
-			u.abort(fmt.Errorf("no chunk for %s: %w", transferIdle, errUploadAborted))
+			u.abort(fmt.Errorf("no chunk for %s: %w", idle, errUploadAborted))
 		}
 	})
 	if err := addTransfer(&sess.xfer, &sess.xfer.uploads, id, u); err != nil {
@@ -261,7 +259,13 @@ func (sess *session) uploadChunk(ctx context.Context, c *call) (any, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if *ref.Seq < u.next || *ref.Seq >= u.next+maxAhead {
-		return nil, invalidf(`field "seq": expected %d to %d, got %d`, u.next, u.next+maxAhead-1, *ref.Seq)
+		// The client lost the order: nothing it sends can make the file
+		// whole any more.
+		if u.over {
+			return nil, fmt.Errorf("upload %s has ended: %w", u.id, errdefs.ErrConflict)
+		}
+		sess.failUpload(u, "chunk out of order")
+		return nil, invalidf(`field "seq": expected %d to %d, got %d; the upload was aborted and %s not changed`, u.next, u.next+maxAhead-1, *ref.Seq, u.path)
 	}
 	for *ref.Seq != u.next && !u.over {
 		u.turn.Wait()
@@ -273,7 +277,7 @@ func (sess *session) uploadChunk(ctx context.Context, c *call) (any, error) {
 		sess.failUpload(u, "more bytes than the announced size")
 		return nil, invalidf(`upload %s: more than the announced %d bytes; the upload was aborted and %s not changed`, u.id, u.size, u.path)
 	}
-	u.idle.Reset(transferIdle)
+	u.idle.Reset(sess.h.limits.TransferIdle)
 	if _, err := u.pw.Write(c.data); err != nil {
 		// The write ended early: the sandbox refused it, or it was aborted.
 		sess.xfer.takeUpload(u.id)
@@ -418,7 +422,7 @@ func (sess *session) beginDownload(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	d := &download{id: id, rc: rc, cancel: cancel, chunk: chunk}
-	d.idle = time.AfterFunc(transferIdle, func() {
+	d.idle = time.AfterFunc(sess.h.limits.TransferIdle, func() {
 		if sess.xfer.takeDownload(id) != nil {
 			d.close()
 		}
@@ -445,7 +449,7 @@ func (sess *session) downloadChunk(ctx context.Context, c *call) (any, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.idle.Reset(transferIdle)
+	d.idle.Reset(sess.h.limits.TransferIdle)
 	seq := d.seq
 	d.seq++
 	if d.eof {

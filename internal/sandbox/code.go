@@ -61,7 +61,7 @@ func (s *Service) runInContext(ctx context.Context, sb Sandbox, tmpl template.Te
 	defer done()
 	// The agent enforces the timeout (interrupt, then kill and restart);
 	// the deadline is a backstop in case it cannot answer.
-	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout+s.cfg.AgentGrace)
 	defer cancel()
 
 	res := ExecutionResult{
@@ -117,7 +117,7 @@ func (s *Service) runInContext(ctx context.Context, sb Sandbox, tmpl template.Te
 	}
 	res.Metadata.DurationMs = time.Since(start).Milliseconds()
 	if err != nil {
-		return ExecutionResult{}, s.commandError(ctx, sb.ID, err)
+		return ExecutionResult{}, s.commandError(ctx, sb.ID, "code run", err)
 	}
 	res.Execution.ExecutionCount = d.ExecutionCount
 	if d.TimedOut {

@@ -76,7 +76,7 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	defer done()
 	// The agent enforces the timeout (killing the process group); the
 	// context deadline is a backstop in case the agent cannot answer.
-	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout+s.cfg.AgentGrace)
 	defer cancel()
 
 	res := CommandResult{Stdout: []string{}, Stderr: []string{}}
@@ -103,7 +103,7 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 		})
 	res.DurationMs = time.Since(start).Milliseconds()
 	if err != nil {
-		return CommandResult{}, s.commandError(ctx, id, err)
+		return CommandResult{}, s.commandError(ctx, id, "command", err)
 	}
 	if exit.TimedOut {
 		return CommandResult{}, fmt.Errorf("command timed out after %d ms and was killed: %w", timeout.Milliseconds(), errdefs.ErrTimeout)
@@ -112,13 +112,24 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	return res, nil
 }
 
+// defaultAgentGrace is how long past a run's timeout the service waits
+// for the agent by default (Config.AgentGrace).
+const defaultAgentGrace = 5 * time.Second
+
 // resultBytes counts the bytes of output lines a run's result keeps.
 type resultBytes int
 
 // keep appends line to lines unless that would pass maxResultLines lines
-// or maxResultBytes bytes in all, and reports whether it did.
+// (per stream) or maxResultBytes bytes (both streams together), and
+// reports whether it did. A line that does not fit the bytes ends what is
+// kept of both streams: a shorter line after it is not kept either, so
+// the result holds the first lines, without a hole.
 func (k *resultBytes) keep(lines *[]string, line string) bool {
-	if len(*lines) >= maxResultLines || int(*k)+len(line) > maxResultBytes {
+	if len(*lines) >= maxResultLines {
+		return false
+	}
+	if int(*k)+len(line) > maxResultBytes {
+		*k = maxResultBytes + 1
 		return false
 	}
 	*lines = append(*lines, line)
@@ -126,14 +137,15 @@ func (k *resultBytes) keep(lines *[]string, line string) bool {
 	return true
 }
 
-// commandError explains why a command ended without an exit status.
-func (s *Service) commandError(ctx context.Context, id string, err error) error {
+// commandError explains why what (a command, a code run, ...) ended
+// without its final answer.
+func (s *Service) commandError(ctx context.Context, id, what string, err error) error {
 	if ctx.Err() != nil {
 		if err := s.interrupted(id, "the run was stopped", "while the command ran"); err != nil {
 			return err
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("command: no answer from the sandbox before the deadline: %w", errdefs.ErrTimeout)
+			return fmt.Errorf("%s: no answer from the sandbox before the deadline: %w", what, errdefs.ErrTimeout)
 		}
 	}
 	return err

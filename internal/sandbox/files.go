@@ -28,9 +28,10 @@ import (
 // says which), errdefs.ErrPermissionDenied; errdefs.ErrUnavailable when the
 // agent cannot be reached.
 
-// fileOpTimeout bounds a file operation without content, in case the
-// agent does not answer. Transfers are paced by the caller instead.
-const fileOpTimeout = 5 * time.Minute
+// defaultFileOpTimeout bounds a file operation without content, in case
+// the agent does not answer (Config.FileOpTimeout). Transfers are paced
+// by the caller instead.
+const defaultFileOpTimeout = 5 * time.Minute
 
 // WriteFile writes content to an absolute path in the sandbox, atomically
 // (temporary file + rename), and returns the new entry. content is
@@ -89,7 +90,7 @@ func (s *Service) ListFiles(ctx context.Context, tenant, sandboxID, dir string) 
 		}
 		dir = defaultDir(tmpl)
 	}
-	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.FileOpTimeout)
 	defer cancel()
 	entries, err := s.agent(sandboxID).ListFiles(ctx, dir)
 	if err != nil {
@@ -147,7 +148,7 @@ func (s *Service) fileAgent(ctx context.Context, tenant, id string) (*agentclien
 }
 
 // fileOp runs call, an operation without content on path, against the
-// agent of the caller's running sandbox, bounded by fileOpTimeout; a
+// agent of the caller's running sandbox, bounded by Config.FileOpTimeout; a
 // passed deadline is said so.
 func fileOp[T any](ctx context.Context, s *Service, tenant, sandboxID, op, path string, call func(context.Context, *agentclient.Client) (T, error)) (T, error) {
 	var zero T
@@ -155,7 +156,7 @@ func fileOp[T any](ctx context.Context, s *Service, tenant, sandboxID, op, path 
 	if err != nil {
 		return zero, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, fileOpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.FileOpTimeout)
 	defer cancel()
 	v, err := call(ctx, c)
 	if err != nil {

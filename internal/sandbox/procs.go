@@ -127,7 +127,7 @@ func (s *Service) procOutput(ctx context.Context, tenant, id, procID string, off
 		}
 	})
 	if err != nil {
-		return ProcessOutputEnd{}, s.commandError(ctx, id, err)
+		return ProcessOutputEnd{}, s.commandError(ctx, id, "process output", err)
 	}
 	end := ProcessOutputEnd{End: pl.End, Lost: pl.Lost}
 	if pl.Info != nil {

@@ -64,6 +64,14 @@ type Config struct {
 	// interpreter has another cache tag compile the source); nil: agents
 	// always compile it.
 	PythonBytecode *agentproto.Bytecode
+	// FileOpTimeout bounds a file operation without content (list, stat,
+	// mkdir, move, delete, exists) in case the agent does not answer; 0
+	// means 5 minutes.
+	FileOpTimeout time.Duration
+	// AgentGrace is how long past a command's or code run's own timeout
+	// the service waits for the agent's answer (the agent enforces the
+	// timeout) before it gives up with a timeout error; 0 means 5 s.
+	AgentGrace time.Duration
 }
 
 // Service is the sandbox domain service. All methods take the caller's
@@ -117,6 +125,12 @@ type liveSandbox struct {
 func New(cfg Config, store Store, driver runtime.Driver, templates Templates, log *slog.Logger) *Service {
 	if cfg.ExpiryInterval <= 0 {
 		cfg.ExpiryInterval = time.Second
+	}
+	if cfg.FileOpTimeout <= 0 {
+		cfg.FileOpTimeout = defaultFileOpTimeout
+	}
+	if cfg.AgentGrace <= 0 {
+		cfg.AgentGrace = defaultAgentGrace
 	}
 	// Without quotas no disk limit is promised: diskMb is refused and
 	// not reported.

@@ -142,6 +142,16 @@ func (d *fakeDriver) serve(conn net.Conn) {
 		enc.Encode(agentproto.Event{Type: agentproto.EventPong, Version: "fake"})
 		return
 	}
+	if req.Op == agentproto.OpContextCreate {
+		cc := req.ContextCreate
+		enc.Encode(agentproto.Event{Type: agentproto.EventContext, Context: &agentproto.ContextInfo{ID: cc.ID, Language: cc.Language, Cwd: cc.Cwd}})
+		return
+	}
+	if req.Exec == nil {
+		// Any other op (a code run too): an agent that never answers.
+		io.Copy(io.Discard, r) // until the client closes
+		return
+	}
 	args := req.Exec.Args
 	d.started <- args[len(args)-1]
 	switch cmd := args[len(args)-1]; {

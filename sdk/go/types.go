@@ -152,9 +152,9 @@ type OutputLine struct {
 // ExitCode is not an error.
 type CommandResult struct {
 	ExitCode int `json:"exitCode"`
-	// Stdout and Stderr keep at most the first 10,000 lines each (and
-	// 10 MiB); Truncated says lines were left out. Every line was still
-	// streamed to the callbacks.
+	// Stdout and Stderr keep the first lines only: at most 10,000 each
+	// and 10 MiB for both together; Truncated says lines were left out.
+	// Every line was still streamed to the callbacks.
 	Stdout     []string `json:"stdout"`
 	Stderr     []string `json:"stderr"`
 	DurationMs int64    `json:"durationMs"`
