@@ -18,6 +18,7 @@ const (
 	exitAuth        = 4   // unauthenticated or permission_denied
 	exitUnavailable = 5   // server unreachable, connection lost, or unavailable
 	exitRateLimited = 6   // rate_limited
+	exitNoSpace     = 7   // resource_exhausted: the sandbox's disk quota or a file system is full
 	exitTimeout     = 124 // the command (or the call) ran past its timeout
 	exitInterrupted = 130 // interrupted by Ctrl-C / SIGTERM
 )
@@ -45,6 +46,8 @@ func exitCode(err error) int {
 		return exitUnavailable
 	case errors.Is(err, sdbx.ErrRateLimited):
 		return exitRateLimited
+	case errors.Is(err, sdbx.ErrResourceExhausted):
+		return exitNoSpace
 	default:
 		return exitError
 	}

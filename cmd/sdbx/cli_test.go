@@ -131,6 +131,7 @@ func TestExitCode(t *testing.T) {
 		{"connection", &sdbx.ConnectionError{Code: sdbx.CodeUnavailable}, 5},
 		{"unavailable", &sdbx.Error{Code: sdbx.CodeUnavailable}, 5},
 		{"rate limited", &sdbx.RateLimitError{Code: sdbx.CodeRateLimited}, 6},
+		{"disk full", &sdbx.SandboxError{Code: sdbx.CodeResourceExhausted}, 7},
 		{"conflict", &sdbx.SandboxError{Code: sdbx.CodeConflict}, 1},
 		{"internal", &sdbx.Error{Code: sdbx.CodeInternal}, 1},
 		{"wrapped", fmt.Errorf("delete: %w", &sdbx.Error{Code: sdbx.CodeNotFound}), 3},

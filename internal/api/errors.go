@@ -78,6 +78,8 @@ func httpStatus(code string) int {
 		return http.StatusConflict
 	case "rate_limited":
 		return http.StatusTooManyRequests
+	case "resource_exhausted":
+		return http.StatusInsufficientStorage
 	case "unavailable":
 		return http.StatusServiceUnavailable
 	default:

@@ -279,6 +279,7 @@ func TestErrorMapping(t *testing.T) {
 		{&errdefs.RateLimitError{Msg: "too many sandboxes", RetryAfter: 1500 * time.Millisecond}, 429, "rate_limited", "2", 1500.0},
 		{&errdefs.RateLimitError{Msg: "slow down", RetryAfter: 2 * time.Second}, 429, "rate_limited", "2", 2000.0},
 		{fmt.Errorf("quota: %w", errdefs.ErrRateLimited), 429, "rate_limited", "0", 0.0},
+		{fmt.Errorf("write /workspace/f: disk quota exceeded: %w", errdefs.ErrResourceExhausted), 507, "resource_exhausted", "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code+" "+tt.err.Error(), func(t *testing.T) {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/sdbx/sdbx/internal/errdefs"
 	"github.com/sdbx/sdbx/internal/sandbox"
 )
 
@@ -288,5 +290,23 @@ func TestSocketTransferLimit(t *testing.T) {
 	}
 	if a := c.call("file:download:begin", begin); !a.OK {
 		t.Fatalf("download after one ended: %+v", a.Error)
+	}
+}
+
+// TestSocketFullDisk: a write that finds the sandbox's disk full is acked
+// with resource_exhausted and no retry hint, not rate_limited.
+func TestSocketFullDisk(t *testing.T) {
+	e := newEnv(t)
+	c := connected(t, e)
+	id := createSandbox(t, e)
+	e.svc.Fail = func(op, _ string) error {
+		if op != "WriteFile" {
+			return nil
+		}
+		return fmt.Errorf("write /workspace/f: disk quota exceeded (the sandbox's resources.diskMb is used up; delete files to free space): %w", errdefs.ErrResourceExhausted)
+	}
+	a := c.call("file:write", map[string]any{"sandboxId": id, "path": "/workspace/f", "content": "x"})
+	if a.OK || a.Error.Code != "resource_exhausted" || a.Error.RetryAfterMs != nil || !strings.Contains(a.Error.Message, "diskMb") {
+		t.Fatalf("write on a full disk: %+v %+v", a, a.Error)
 	}
 }

@@ -21,8 +21,15 @@ var (
 	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrPermissionDenied is returned when the key is valid but may not do this.
 	ErrPermissionDenied = errors.New("permission denied")
-	// ErrRateLimited is returned when a limit or quota is exceeded; see RetryAfter.
+	// ErrRateLimited is returned when a rate or a count limit (requests,
+	// sandboxes or runs per key, watches, transfers) is hit: the same call
+	// may pass later, after RateLimitError.RetryAfter or once a slot frees.
 	ErrRateLimited = errors.New("rate limited")
+	// ErrResourceExhausted is returned when a write ran out of space: the
+	// sandbox's disk quota (resources.diskMb, EDQUOT) is used up, or a file
+	// system is full (ENOSPC: a tmpfs such as /tmp, or the host's disk).
+	// Retrying does not help until files are deleted.
+	ErrResourceExhausted = errors.New("resource exhausted")
 	// ErrTimeout is returned when an operation ran past its deadline.
 	ErrTimeout = errors.New("timeout")
 	// ErrConflict is returned when the target is in a state that forbids the
@@ -45,6 +52,7 @@ var kinds = []struct {
 	{ErrUnauthenticated, "unauthenticated"},
 	{ErrPermissionDenied, "permission_denied"},
 	{ErrRateLimited, "rate_limited"},
+	{ErrResourceExhausted, "resource_exhausted"},
 	{ErrTimeout, "timeout"},
 	{ErrConflict, "conflict"},
 	{ErrUnavailable, "unavailable"},

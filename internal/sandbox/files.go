@@ -25,8 +25,9 @@ import (
 // errdefs.ErrInvalidArgument for a bad path or name,
 // errdefs.ErrConflict for a directory where a file is expected or the
 // reverse, an existing destination or a non-empty directory (the message
-// says which), errdefs.ErrPermissionDenied; errdefs.ErrUnavailable when the
-// agent cannot be reached.
+// says which), errdefs.ErrPermissionDenied, errdefs.ErrResourceExhausted
+// when a write (or mkdir, rename) finds the sandbox's disk quota or a file
+// system full; errdefs.ErrUnavailable when the agent cannot be reached.
 
 // defaultFileOpTimeout bounds a file operation without content, in case
 // the agent does not answer (Config.FileOpTimeout). Transfers are paced

@@ -278,6 +278,13 @@ func TestErrorMapping(t *testing.T) {
 			w.Header().Set("Retry-After", "2")
 			writeError(w, 429, "rate_limited", "slow down")
 		}, want{"ratelimit", ErrRateLimited, "rate_limited", "slow down", 429, 2 * time.Second}},
+		{"disk full", true, func(w http.ResponseWriter) {
+			writeError(w, 507, "resource_exhausted", "write /workspace/f: disk quota exceeded")
+		}, want{"sandbox", ErrResourceExhausted, "resource_exhausted", "write /workspace/f: disk quota exceeded", 507, 0}},
+		{"507 without JSON", false, func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(507)
+		}, want{"error", ErrResourceExhausted, "resource_exhausted", "GET /v1/templates/x: 507 Insufficient Storage", 507, 0}},
 		{"internal", true, func(w http.ResponseWriter) { writeError(w, 500, "internal", "internal error") },
 			want{"error", ErrInternal, "internal", "internal error", 500, 0}},
 		{"unknown code is internal", false, func(w http.ResponseWriter) { writeError(w, 500, "exploded", "boom") },
@@ -305,7 +312,7 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("errors.Is(%v, %v) = false", err, tt.want.kind)
 			}
 			for _, other := range []error{ErrNotFound, ErrInvalidArgument, ErrUnauthenticated, ErrPermissionDenied,
-				ErrRateLimited, ErrTimeout, ErrConflict, ErrUnavailable, ErrInternal} {
+				ErrRateLimited, ErrResourceExhausted, ErrTimeout, ErrConflict, ErrUnavailable, ErrInternal} {
 				if other != tt.want.kind && errors.Is(err, other) {
 					t.Errorf("error also matches %v", other)
 				}
@@ -361,6 +368,7 @@ func TestRetryPolicy(t *testing.T) {
 		{"GET never retried with MaxRetries -1", getSB, 1, 503, "unavailable", -1, 1, false},
 		{"GET not retried on 404", getSB, 1, 404, "not_found", 3, 1, false},
 		{"GET not retried on 500", getSB, 1, 500, "internal", 3, 1, false},
+		{"GET not retried on 507", getSB, 1, 507, "resource_exhausted", 3, 1, false},
 		{"DELETE retried on 503", func(c *Client, ctx context.Context) error { return c.DeleteSandbox(ctx, "sb-1") },
 			1, 503, "unavailable", 3, 2, true},
 		{"create never retried", func(c *Client, ctx context.Context) error {

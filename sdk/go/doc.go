@@ -80,12 +80,15 @@
 //
 // Every failure matches one kind sentinel with errors.Is (ErrNotFound,
 // ErrInvalidArgument, ErrUnauthenticated, ErrPermissionDenied,
-// ErrRateLimited, ErrTimeout, ErrConflict, ErrUnavailable, ErrInternal) and
-// has one of these concrete types, for errors.As:
+// ErrRateLimited, ErrResourceExhausted, ErrTimeout, ErrConflict,
+// ErrUnavailable, ErrInternal) and has one of these concrete types, for
+// errors.As:
 //
 //   - *SandboxError: an operation on a sandbox (its commands, code,
 //     contexts and files included) was refused for not_found, conflict or
-//     invalid_argument (the message names the field);
+//     invalid_argument (the message names the field), or a write found
+//     the sandbox's disk full (resource_exhausted: delete files, do not
+//     retry);
 //   - *TimeoutError: a command or code ran past its timeout (for code the
 //     message says whether the context's state was kept), or the call's
 //     deadline passed;

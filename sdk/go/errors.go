@@ -25,6 +25,11 @@ var (
 	ErrPermissionDenied = errors.New("sdbx: permission denied")
 	// ErrRateLimited: a limit was hit; see RateLimitError.RetryAfter.
 	ErrRateLimited = errors.New("sdbx: rate limited")
+	// ErrResourceExhausted: a write ran out of space: the sandbox's disk
+	// quota (Resources.DiskMB) is used up, or a file system in it (a tmpfs
+	// such as /tmp) is full. Retrying does not help until files are
+	// deleted; it is never retried automatically.
+	ErrResourceExhausted = errors.New("sdbx: resource exhausted")
 	// ErrTimeout: the operation (or the command) ran past its timeout.
 	ErrTimeout = errors.New("sdbx: timeout")
 	// ErrConflict: the target's state forbids the operation (e.g. the
@@ -39,15 +44,16 @@ var (
 
 // Wire error codes (docs/protocol.md).
 const (
-	CodeNotFound         = "not_found"
-	CodeInvalidArgument  = "invalid_argument"
-	CodeUnauthenticated  = "unauthenticated"
-	CodePermissionDenied = "permission_denied"
-	CodeRateLimited      = "rate_limited"
-	CodeTimeout          = "timeout"
-	CodeConflict         = "conflict"
-	CodeUnavailable      = "unavailable"
-	CodeInternal         = "internal"
+	CodeNotFound          = "not_found"
+	CodeInvalidArgument   = "invalid_argument"
+	CodeUnauthenticated   = "unauthenticated"
+	CodePermissionDenied  = "permission_denied"
+	CodeRateLimited       = "rate_limited"
+	CodeResourceExhausted = "resource_exhausted"
+	CodeTimeout           = "timeout"
+	CodeConflict          = "conflict"
+	CodeUnavailable       = "unavailable"
+	CodeInternal          = "internal"
 )
 
 // kindOf returns the sentinel of a wire code; unknown codes are internal.
@@ -63,6 +69,8 @@ func kindOf(code string) error {
 		return ErrPermissionDenied
 	case CodeRateLimited:
 		return ErrRateLimited
+	case CodeResourceExhausted:
+		return ErrResourceExhausted
 	case CodeTimeout:
 		return ErrTimeout
 	case CodeConflict:
@@ -87,6 +95,8 @@ func statusCode(code string) int {
 		return http.StatusForbidden
 	case CodeRateLimited:
 		return http.StatusTooManyRequests
+	case CodeResourceExhausted:
+		return http.StatusInsufficientStorage
 	case CodeTimeout:
 		return http.StatusRequestTimeout
 	case CodeConflict:
@@ -112,6 +122,8 @@ func codeOfStatus(status int) string {
 		return CodePermissionDenied
 	case http.StatusTooManyRequests:
 		return CodeRateLimited
+	case http.StatusInsufficientStorage:
+		return CodeResourceExhausted
 	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
 		return CodeTimeout
 	case http.StatusConflict:
@@ -152,7 +164,8 @@ func message(code, msg string) string {
 
 // SandboxError is returned by operations on a sandbox (create, get, delete,
 // run a command or code, batches, contexts of a sandbox, files) when the
-// server refuses them for not_found, conflict or invalid_argument.
+// server refuses them for not_found, conflict or invalid_argument, or
+// when a write found the sandbox's disk full (resource_exhausted).
 type SandboxError struct {
 	Code       string
 	Message    string
@@ -266,7 +279,7 @@ func apiError(kind opKind, sandboxID string, we wireError, status int, retryAfte
 			retryAfter = time.Duration(we.RetryAfterMs) * time.Millisecond
 		}
 		return &RateLimitError{Code: code, Message: we.Message, StatusCode: status, RetryAfter: retryAfter}
-	case kind == opSandbox && (code == CodeNotFound || code == CodeConflict || code == CodeInvalidArgument):
+	case kind == opSandbox && (code == CodeNotFound || code == CodeConflict || code == CodeInvalidArgument || code == CodeResourceExhausted):
 		return &SandboxError{Code: code, Message: we.Message, StatusCode: status, SandboxID: sandboxID}
 	default:
 		return &Error{Code: code, Message: we.Message, StatusCode: status}

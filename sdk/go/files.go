@@ -71,9 +71,11 @@ func CreateParents() FileOption {
 //
 // A relative path or one with a NUL fails with a *SandboxError matching
 // ErrInvalidArgument, a missing parent (without CreateParents) with
-// ErrNotFound, a directory at path with ErrConflict. An error of content
-// itself is returned wrapped (it matches none of the kinds). WriteFile is
-// never retried automatically.
+// ErrNotFound, a directory at path with ErrConflict, content that does
+// not fit the sandbox's disk quota (Resources.DiskMB) or a full file
+// system with ErrResourceExhausted (delete files first). An error of
+// content itself is returned wrapped (it matches none of the kinds).
+// WriteFile is never retried automatically.
 func (c *Client) WriteFile(ctx context.Context, sandboxID, path string, content io.Reader, opts ...FileOption) (*FileEntry, error) {
 	if err := checkID(opSandbox, "sandboxId", sandboxID); err != nil {
 		return nil, err

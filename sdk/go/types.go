@@ -59,7 +59,8 @@ type Resources struct {
 	MemoryMB int64   `json:"memoryMb,omitempty"`
 	PIDs     int64   `json:"pids,omitempty"`
 	// DiskMB is the disk quota of what the sandbox writes (writes past it
-	// fail with "Disk quota exceeded"). Zero in a sandbox record when the
+	// fail with "Disk quota exceeded"; in a files call with a
+	// *SandboxError matching ErrResourceExhausted). Zero in a sandbox record when the
 	// server does not enforce disk quotas; asking for it then is refused
 	// (ErrInvalidArgument).
 	DiskMB int64 `json:"diskMb,omitempty"`

@@ -24,8 +24,10 @@ func (zeroReader) Read(p []byte) (int, error) {
 }
 
 // TestDiskQuota fills a sandbox's disk past its diskMb: the writes fail
-// with "Disk quota exceeded", the sandbox still answers, another sandbox
-// still writes, and deleting the file frees the quota.
+// with "Disk quota exceeded" (through the files API: resource_exhausted,
+// HTTP 507, a *SandboxError and never a rate limit), the sandbox still
+// answers, another sandbox still writes, and deleting the file frees the
+// quota. A full tmpfs is resource_exhausted too.
 func TestDiskQuota(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
@@ -51,11 +53,19 @@ func TestDiskQuota(t *testing.T) {
 	}
 	mustRun(t, c, other.ID, "dd if=/dev/zero of=/workspace/f bs=1M count=100 && rm /workspace/f")
 
-	// The files API gets the same wall, with an error naming it.
+	// The files API gets the same wall, with an error naming it and the
+	// fix; it is not a rate limit (waiting does not free the disk).
 	_, err = c.WriteFile(t.Context(), sb.ID, "/workspace/upload", zeros(32<<20))
-	if !errors.Is(err, sdbx.ErrRateLimited) || !strings.Contains(err.Error(), "disk quota exceeded") {
-		t.Fatalf("WriteFile past the quota = %v, want rate_limited naming the disk quota", err)
+	wantDiskFull(t, "WriteFile past the quota", err, sb.ID, "disk quota exceeded", "diskMb", "delete files")
+	resp := e.do(t, "PUT", "/v1/sandboxes/"+sb.ID+"/files?path=/workspace/raw", "bearer", strings.Repeat("x", 8<<20),
+		map[string]string{"Content-Type": "application/octet-stream"})
+	if code, msg := errorBody(t, resp); resp.status != http.StatusInsufficientStorage || code != "resource_exhausted" ||
+		resp.header.Get("Retry-After") != "" || !strings.Contains(msg, "disk quota exceeded") {
+		t.Fatalf("PUT past the quota: %d %q (Retry-After %q), want 507 resource_exhausted", resp.status, resp.body, resp.header.Get("Retry-After"))
 	}
+	// A full tmpfs (/run is 16 MiB) is the same kind, naming the device.
+	_, err = c.WriteFile(t.Context(), other.ID, "/run/fill", zeros(32<<20))
+	wantDiskFull(t, "WriteFile into a full /run", err, other.ID, "no space left on device", "delete files")
 	// Deleting the big file frees its share of the quota.
 	mustRun(t, c, sb.ID, "rm /workspace/big && dd if=/dev/zero of=/workspace/f bs=1M count=40")
 	if _, err := c.WriteFile(t.Context(), sb.ID, "/workspace/upload", zeros(8<<20)); err != nil {
@@ -66,6 +76,23 @@ func TestDiskQuota(t *testing.T) {
 		resp := e.do(t, "POST", "/v1/sandboxes", "bearer", `{"templateId":"python-3-11","resources":`+body+`}`, nil)
 		if resp.status != 400 || !strings.Contains(string(resp.body), "resources.diskMb") {
 			t.Errorf("resources %s: %d %s", body, resp.status, resp.body)
+		}
+	}
+}
+
+// wantDiskFull fails unless err is a full disk's refusal: a *SandboxError
+// matching ErrResourceExhausted (507) and no rate limit, naming subs.
+func wantDiskFull(t *testing.T, what string, err error, id string, subs ...string) {
+	t.Helper()
+	var se *sdbx.SandboxError
+	var rl *sdbx.RateLimitError
+	if !errors.As(err, &se) || !errors.Is(err, sdbx.ErrResourceExhausted) || errors.Is(err, sdbx.ErrRateLimited) || errors.As(err, &rl) ||
+		se.Code != sdbx.CodeResourceExhausted || se.StatusCode != http.StatusInsufficientStorage || se.SandboxID != id {
+		t.Fatalf("%s = %v (%T), want a *SandboxError resource_exhausted (507)", what, err, err)
+	}
+	for _, s := range subs {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("%s: %q does not name %q", what, err, s)
 		}
 	}
 }

@@ -316,9 +316,9 @@ func classify(errno unix.Errno) (error, string) {
 	case unix.EFBIG:
 		return errdefs.ErrInvalidArgument, "too large: file too large"
 	case unix.EDQUOT:
-		return errdefs.ErrRateLimited, "too large: disk quota exceeded (the sandbox's diskMb is used up; delete files to free space)"
+		return errdefs.ErrResourceExhausted, "disk quota exceeded (the sandbox's resources.diskMb is used up; delete files to free space)"
 	case unix.ENOSPC:
-		return errdefs.ErrUnavailable, "too large: no space left on device"
+		return errdefs.ErrResourceExhausted, "no space left on device (the file system is full; delete files to free space)"
 	case unix.EMFILE, unix.ENFILE:
 		return errdefs.ErrUnavailable, "too many open files"
 	}

@@ -47,8 +47,8 @@ const maxLinkHops = 8
 // errdefs.ErrNotFound when the parent is missing and not CreateParents,
 // errdefs.ErrConflict when p is a directory ("is a directory") or a parent
 // is not a directory ("not a directory"), errdefs.ErrPermissionDenied,
-// errdefs.ErrUnavailable or errdefs.ErrRateLimited when the disk or quota
-// is full, and a *ContentError when content fails.
+// errdefs.ErrResourceExhausted when the sandbox's disk quota or the file
+// system is full, and a *ContentError when content fails.
 func (f *FS) Write(ctx context.Context, p string, content io.Reader, opts WriteOptions) (agentproto.FileEntry, error) {
 	const op = "write"
 	abs, rel, err := cleanPath(op, p)

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'timeout'
   | 'conflict'
   | 'rate_limited'
+  | 'resource_exhausted'
   | 'internal'
   | 'unavailable'
   | (string & {});
@@ -85,7 +86,10 @@ export class TimeoutError extends SandboxSDKError {
 /**
  * The server refused or failed the operation: no such sandbox, template,
  * context or file (not_found), the target's state forbids it (conflict),
- * bad input (invalid_argument), or a server failure (internal).
+ * bad input (invalid_argument), a write found the sandbox's disk quota
+ * (`resources.diskMb`) or a file system in it full (resource_exhausted:
+ * delete files first; retrying alone fails the same way), or a server
+ * failure (internal).
  */
 export class SandboxError extends SandboxSDKError {
   static override readonly kind = 'SandboxError';
@@ -163,6 +167,7 @@ export function errorFromWire(wire: WireError | undefined | null, operation?: st
     case 'not_found':
     case 'conflict':
     case 'invalid_argument':
+    case 'resource_exhausted':
     case 'internal':
       return new SandboxError(message, code, opts);
     case 'unavailable':

@@ -412,6 +412,18 @@ export async function troubleshooting() {
     },
     'content'
   );
+
+  // Sandbox disk full
+  try {
+    await sdk.writeFile({ sandboxId, path: '/workspace/out.bin' }, 'content');
+  } catch (error) {
+    if (error instanceof SandboxError && error.code === 'resource_exhausted') {
+      await sdk.deleteFile({ sandboxId, path: '/workspace/cache', recursive: true });
+      await sdk.writeFile({ sandboxId, path: '/workspace/out.bin' }, 'content');
+    } else {
+      throw error;
+    }
+  }
   return result;
 }
 

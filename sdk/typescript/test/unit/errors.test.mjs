@@ -28,6 +28,7 @@ const table = [
   ['not_found', 'SandboxError'],
   ['conflict', 'SandboxError'],
   ['invalid_argument', 'SandboxError'],
+  ['resource_exhausted', 'SandboxError'],
   ['internal', 'SandboxError'],
   ['unavailable', 'ConnectionError'],
   ['some_future_code', 'SandboxSDKError'],
