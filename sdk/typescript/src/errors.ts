@@ -113,7 +113,7 @@ export class RateLimitError extends SandboxSDKError {
   }
 }
 
-/** The API key is missing or unknown (unauthenticated), or may not do this (permission_denied). */
+/** The API key is missing or unknown (unauthenticated), or may not do this (permission_denied; a file op's permission_denied is a SandboxError). */
 export class AuthenticationError extends SandboxSDKError {
   static override readonly kind = 'AuthenticationError';
   constructor(message: string, code: ErrorCode = 'unauthenticated', options?: SandboxSDKErrorOptions) {
@@ -161,8 +161,12 @@ export function errorFromWire(wire: WireError | undefined | null, operation?: st
     }
     case 'timeout':
       return new TimeoutError(message, code, opts);
-    case 'unauthenticated':
     case 'permission_denied':
+      // A file op's permission_denied is the sandbox's file system saying
+      // no (EACCES, a read-only mount), not the key's rights.
+      if (operation?.startsWith('file:')) return new SandboxError(message, code, opts);
+      return new AuthenticationError(message, code, opts);
+    case 'unauthenticated':
       return new AuthenticationError(message, code, opts);
     case 'not_found':
     case 'conflict':

@@ -55,6 +55,16 @@ for (const [code, cls] of table) {
   });
 }
 
+test("a file op's permission_denied is the sandbox's, not the key's", () => {
+  for (const op of ['file:read', 'file:write', 'file:upload:chunk']) {
+    const err = esm.errorFromWire({ code: 'permission_denied', message: 'open /proc/x: permission denied' }, op);
+    assert.ok(err instanceof esm.SandboxError, `${op}: ${err.name}`);
+    assert.ok(!(err instanceof esm.AuthenticationError), op);
+    assert.equal(err.code, 'permission_denied');
+  }
+  assert.ok(esm.errorFromWire({ code: 'permission_denied', message: 'only the admin key' }, 'key:create') instanceof esm.AuthenticationError);
+});
+
 test('RateLimitError.retryAfter is retryAfterMs', () => {
   const err = esm.errorFromWire({ code: 'rate_limited', message: 'slow down', retryAfterMs: 2500 });
   assert.equal(err.retryAfter, 2500);
