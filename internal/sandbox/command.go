@@ -72,12 +72,10 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	defer release()
 	timeout := cmp.Or(req.Timeout, DefaultTimeout)
 
-	ctx, done := s.track(ctx, id)
-	defer done()
 	// The agent enforces the timeout (killing the process group); the
 	// context deadline is a backstop in case the agent cannot answer.
-	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
-	defer cancel()
+	ctx, done := s.track(ctx, id, timeout+5*time.Second)
+	defer done()
 
 	res := CommandResult{Stdout: []string{}, Stderr: []string{}}
 	var kept resultBytes
@@ -153,13 +151,14 @@ func (s *Service) interrupted(id, stopped, deleted string) error {
 }
 
 // track counts a command in flight and returns a context that is also
-// cancelled when the sandbox is deleted.
-func (s *Service) track(ctx context.Context, id string) (context.Context, func()) {
+// cancelled when the sandbox is deleted and, when backstop is positive,
+// after backstop.
+func (s *Service) track(ctx context.Context, id string, backstop time.Duration) (context.Context, func()) {
 	s.mu.Lock()
 	l := s.liveFor(id)
 	l.active++
 	s.mu.Unlock()
-	return l.bind(ctx, func() {
+	return l.bind(ctx, backstop, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		l.active--
@@ -179,10 +178,17 @@ func (s *Service) liveFor(id string) *liveSandbox {
 	return l
 }
 
-// bind returns a context of ctx that also ends with the sandbox, and its
-// release, which calls done after cancelling it.
-func (l *liveSandbox) bind(ctx context.Context, done func()) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
+// bind returns a context of ctx that also ends with the sandbox (and
+// after timeout, when positive), and its release, which calls done after
+// cancelling it. One context carries both, so a run costs a single
+// context and timer.
+func (l *liveSandbox) bind(ctx context.Context, timeout time.Duration, done func()) (context.Context, func()) {
+	var cancel context.CancelFunc
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	stop := context.AfterFunc(l.ctx, cancel)
 	return ctx, func() {
 		stop()

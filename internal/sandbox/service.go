@@ -13,7 +13,6 @@ import (
 	"math"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,11 +85,11 @@ type Service struct {
 	mu   sync.Mutex
 	live map[string]*liveSandbox // by id, sandboxes with work in flight
 	// defaultLocks serialize creating a sandbox's default context per
-	// language ("sb-x/python").
-	defaultLocks map[string]*sync.Mutex
-	// defaults caches each sandbox's default context per language
-	// ("sb-x/python"), so a run needs no store lookup to find it.
-	defaults map[string]CodeContext
+	// language.
+	defaultLocks map[contextKey]*sync.Mutex
+	// defaults caches each sandbox's default context per language, so a
+	// run needs no store lookup to find it.
+	defaults map[contextKey]CodeContext
 	// ready caches the records of ready sandboxes (see remember).
 	ready map[string]Sandbox
 	// agents holds the pooled agent clients of ready sandboxes (see
@@ -130,7 +129,7 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 	s := &Service{diskErr: diskErr,
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
-		defaults: map[string]CodeContext{}, ready: map[string]Sandbox{},
+		defaults: map[contextKey]CodeContext{}, ready: map[string]Sandbox{},
 		agents: map[string]*agentclient.Client{},
 		runs:   map[string]int{},
 	}
@@ -453,12 +452,12 @@ func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) erro
 		l.cancel()
 	}
 	for key := range s.defaultLocks {
-		if strings.HasPrefix(key, sb.ID+"/") {
+		if key.sandboxID == sb.ID {
 			delete(s.defaultLocks, key)
 		}
 	}
 	for key := range s.defaults {
-		if strings.HasPrefix(key, sb.ID+"/") {
+		if key.sandboxID == sb.ID {
 			delete(s.defaults, key)
 		}
 	}

@@ -130,7 +130,7 @@ func (s *Service) trackWatch(ctx context.Context, id string) (context.Context, f
 	}
 	l.watches++
 	s.mu.Unlock()
-	ctx, release := l.bind(ctx, func() {
+	ctx, release := l.bind(ctx, 0, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		l.watches--
