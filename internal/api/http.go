@@ -263,7 +263,9 @@ func (h *Handler) runCommand(w http.ResponseWriter, r *http.Request, p auth.Prin
 // call send from several goroutines; send ignores nil lines.
 func (h *Handler) serveStreamed(w http.ResponseWriter, r *http.Request, sandboxID string, run func(send func(line any)) (any, error)) {
 	// A run may last far longer than a server-wide write timeout allows.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	if hasWriteTimeout(r) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	}
 
 	if !acceptsNDJSON(r) {
 		res, err := run(func(any) {})
@@ -292,6 +294,13 @@ func (h *Handler) serveStreamed(w http.ResponseWriter, r *http.Request, sandboxI
 		return
 	}
 	s.final(ndjsonResult{Type: "result", Result: res})
+}
+
+// hasWriteTimeout reports whether the request's server may have set a
+// write deadline on the connection (true when the server is unknown).
+func hasWriteTimeout(r *http.Request) bool {
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	return !ok || srv.WriteTimeout != 0
 }
 
 // acceptsNDJSON reports whether the Accept header lists application/x-ndjson.
@@ -507,12 +516,23 @@ func opName(r *http.Request) string {
 
 // writeJSON writes v as the JSON response body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
-	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	// The encoder hands the whole line (v and its newline) to one Write
+	// once v is encoded, so the body goes out without being copied; when
+	// v cannot be encoded nothing was written yet.
+	if err := json.NewEncoder(headerWriter{w, status}).Encode(v); err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"internal error"}}` + "\n"))
+	}
+}
+
+// headerWriter writes the status line before the body's (single) Write.
+type headerWriter struct {
+	w      http.ResponseWriter
+	status int
+}
+
+func (h headerWriter) Write(b []byte) (int, error) {
+	h.w.WriteHeader(h.status)
+	return h.w.Write(b)
 }
