@@ -198,8 +198,13 @@ func (l *liveSandbox) bind(ctx context.Context, timeout time.Duration, done func
 }
 
 // dropLive forgets l, the live state of sandbox id, once nothing uses
-// it. The caller holds s.mu.
+// it. A ready sandbox keeps it (unready drops it), so runs on a sandbox
+// that is idle between them make no new context each. The caller holds
+// s.mu.
 func (s *Service) dropLive(id string, l *liveSandbox) {
+	if _, ready := s.ready[id]; ready && l.ctx.Err() == nil {
+		return
+	}
 	if l.active == 0 && l.watches == 0 && s.live[id] == l {
 		l.cancel()
 		delete(s.live, id)

@@ -245,6 +245,9 @@ func (s *Service) dropReady(id string) {
 // closes (closeAgent) after unlocking s.mu. s.mu must be held.
 func (s *Service) unready(id string) *agentclient.Client {
 	delete(s.ready, id)
+	if l := s.live[id]; l != nil {
+		s.dropLive(id, l)
+	}
 	c := s.agents[id]
 	delete(s.agents, id)
 	return c
