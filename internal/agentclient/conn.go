@@ -171,9 +171,8 @@ func (c *Client) send(ctx context.Context, ac *agentConn, line []byte, limit int
 	if _, err := ac.Write(line); err != nil {
 		return ev, closedByPeer(err), broken(ctx, "send request", err)
 	}
-	var buf []byte
 	for first := true; ; first = false {
-		buf, err = readLine(ac.br, buf[:0], limit)
+		buf, err := readLineInPlace(ac.br, limit)
 		if err != nil {
 			if errors.Is(err, errdefs.ErrInternal) {
 				return ev, false, fmt.Errorf("read event: %w", err)
@@ -181,7 +180,7 @@ func (c *Client) send(ctx context.Context, ac *agentConn, line []byte, limit int
 			return ev, first && len(buf) == 0 && closedByPeer(err), broken(ctx, "read event", err)
 		}
 		ev = agentproto.Event{}
-		if err := json.Unmarshal(buf, &ev); err != nil {
+		if err := decodeEvent(buf, &ev); err != nil {
 			return ev, false, fmt.Errorf("decode event: %v: %w", err, errdefs.ErrInternal)
 		}
 		switch {
