@@ -77,7 +77,9 @@ type Keys struct {
 var _ Authenticator = (*Keys)(nil)
 
 // NewKeys returns an Authenticator backed by store.
-func NewKeys(store KeyStore) *Keys { return &Keys{store: store, known: map[[sha256.Size]byte]Principal{}} }
+func NewKeys(store KeyStore) *Keys {
+	return &Keys{store: store, known: map[[sha256.Size]byte]Principal{}}
+}
 
 // Authenticate implements Authenticator.
 func (k *Keys) Authenticate(ctx context.Context, key string) (Principal, error) {
