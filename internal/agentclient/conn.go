@@ -179,8 +179,7 @@ func (c *Client) send(ctx context.Context, ac *agentConn, line []byte, limit int
 			}
 			return ev, first && len(buf) == 0 && closedByPeer(err), broken(ctx, "read event", err)
 		}
-		ev = agentproto.Event{}
-		if err := decodeEvent(buf, &ev); err != nil {
+		if ev, err = decodeEvent(buf); err != nil {
 			return ev, false, fmt.Errorf("decode event: %v: %w", err, errdefs.ErrInternal)
 		}
 		switch {
