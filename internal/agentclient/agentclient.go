@@ -46,6 +46,8 @@ type Client struct {
 	mu     sync.Mutex
 	idle   []*agentConn // kept-alive connections, most recent last
 	closed bool         // set by Close: no more connections are kept
+
+	lines sync.Pool // *bytes.Buffer for request lines (see lineBuf)
 }
 
 // New returns a client that reaches its agent through dial, with a new
