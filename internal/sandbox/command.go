@@ -154,16 +154,25 @@ func (s *Service) interrupted(id, stopped, deleted string) error {
 // cancelled when the sandbox is deleted and, when backstop is positive,
 // after backstop.
 func (s *Service) track(ctx context.Context, id string, backstop time.Duration) (context.Context, func()) {
+	ctx, cancel := withBackstop(ctx, backstop)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	l := s.liveFor(id)
 	l.active++
-	s.mu.Unlock()
-	return l.bind(ctx, backstop, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	return ctx, s.bind(l, ctx, cancel, func() {
 		l.active--
 		s.dropLive(id, l)
 	})
+}
+
+// withBackstop returns a cancellable context of ctx that also ends after
+// timeout, when positive. One context carries a run's deadline and (see
+// bind) the sandbox's end.
+func withBackstop(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(ctx, timeout)
+	}
+	return context.WithCancel(ctx)
 }
 
 // liveFor returns the live state of sandbox id, made when missing. The
@@ -172,27 +181,36 @@ func (s *Service) liveFor(id string) *liveSandbox {
 	l := s.live[id]
 	if l == nil {
 		lctx, cancel := context.WithCancel(s.base)
-		l = &liveSandbox{ctx: lctx, cancel: cancel}
+		l = &liveSandbox{ctx: lctx, cancel: cancel, bound: map[context.Context]context.CancelFunc{}}
 		s.live[id] = l
+		// One callback per live state ends what is bound to it (see
+		// bind), rather than one per run.
+		context.AfterFunc(lctx, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, cancel := range l.bound {
+				cancel()
+			}
+		})
 	}
 	return l
 }
 
-// bind returns a context of ctx that also ends with the sandbox (and
-// after timeout, when positive), and its release, which calls done after
-// cancelling it. One context carries both, so a run costs a single
-// context and timer.
-func (l *liveSandbox) bind(ctx context.Context, timeout time.Duration, done func()) (context.Context, func()) {
-	var cancel context.CancelFunc
-	if timeout > 0 {
-		ctx, cancel = context.WithTimeout(ctx, timeout)
+// bind ties ctx, with its cancel, to l: it is cancelled when l.ctx ends
+// (the sandbox is deleted, the server shuts down). It returns ctx's
+// release, which cancels ctx and then calls done with s.mu held. The
+// caller holds s.mu.
+func (s *Service) bind(l *liveSandbox, ctx context.Context, cancel context.CancelFunc, done func()) func() {
+	if l.ctx.Err() != nil {
+		cancel() // l's callback has run or is waiting for s.mu
 	} else {
-		ctx, cancel = context.WithCancel(ctx)
+		l.bound[ctx] = cancel
 	}
-	stop := context.AfterFunc(l.ctx, cancel)
-	return ctx, func() {
-		stop()
+	return func() {
 		cancel()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(l.bound, ctx)
 		done()
 	}
 }

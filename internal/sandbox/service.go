@@ -110,6 +110,9 @@ type liveSandbox struct {
 	watches int // directory watches open (not counted as running)
 	ctx     context.Context
 	cancel  context.CancelFunc
+	// bound holds the cancels of the contexts bind tied to ctx that are
+	// still in use (guarded by Service.mu).
+	bound map[context.Context]context.CancelFunc
 }
 
 // New returns a Service. Call Recover once, then Run for expiry.
