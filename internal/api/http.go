@@ -545,8 +545,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	// The encoder hands the whole line (v and its newline) to one Write
 	// once v is encoded, so the body goes out without being copied; when
-	// v cannot be encoded nothing was written yet.
-	if err := json.NewEncoder(headerWriter{w, status}).Encode(v); err != nil {
+	// v cannot be encoded nothing was written yet. (A failed write, the
+	// client gone, is not retried.)
+	hw := &headerWriter{w: w, status: status}
+	if err := json.NewEncoder(hw).Encode(v); err != nil && !hw.wrote {
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"internal error"}}` + "\n"))
 	}
@@ -556,9 +558,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type headerWriter struct {
 	w      http.ResponseWriter
 	status int
+	wrote  bool
 }
 
-func (h headerWriter) Write(b []byte) (int, error) {
+func (h *headerWriter) Write(b []byte) (int, error) {
+	h.wrote = true
 	h.w.WriteHeader(h.status)
 	return h.w.Write(b)
 }

@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -46,5 +48,23 @@ func BenchmarkRunCodeHandler(b *testing.B) {
 		if rec.Code != http.StatusOK {
 			b.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
+	}
+}
+
+// TestWriteJSON checks that an answer is json.Marshal's bytes and a
+// newline, and that a value that cannot be encoded becomes a 500 with
+// the internal error body.
+func TestWriteJSON(t *testing.T) {
+	v := map[string]any{"html": "<a&b>", "n": 1.5, "s": []string{"\u2028", "\xff"}}
+	rec := httptest.NewRecorder()
+	writeJSON(rec, http.StatusCreated, v)
+	want, _ := json.Marshal(v)
+	if rec.Code != http.StatusCreated || rec.Body.String() != string(want)+"\n" || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %q %q, want 201 %q", rec.Code, rec.Header().Get("Content-Type"), rec.Body, want)
+	}
+	rec = httptest.NewRecorder()
+	writeJSON(rec, http.StatusOK, map[string]any{"bad": math.Inf(1)})
+	if rec.Code != http.StatusInternalServerError || rec.Body.String() != `{"error":{"code":"internal","message":"internal error"}}`+"\n" {
+		t.Fatalf("unencodable value: %d %q", rec.Code, rec.Body)
 	}
 }
