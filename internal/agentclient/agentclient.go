@@ -8,6 +8,7 @@ package agentclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,8 @@ type Client struct {
 	mu     sync.Mutex
 	idle   []*agentConn // kept-alive connections, most recent last
 	closed bool         // set by Close: no more connections are kept
+
+	lines sync.Pool // *bytes.Buffer for request lines (see lineBuf)
 }
 
 // New returns a client that reaches its agent through dial, with a new
@@ -137,6 +140,25 @@ func readLine(br *bufio.Reader, buf []byte, limit int) ([]byte, error) {
 			return buf, err
 		}
 	}
+}
+
+// readLineInPlace is readLine for a line that is used up before the next
+// read from br: when the whole line already sits in br's buffer (the
+// usual case) it is returned in place, without a copy.
+func readLineInPlace(br *bufio.Reader, limit int) ([]byte, error) {
+	if _, err := br.Peek(1); err != nil {
+		// What readLine answers for a read that fails before any byte.
+		if errors.Is(err, io.EOF) {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	b, _ := br.Peek(br.Buffered())
+	if i := bytes.IndexByte(b, '\n'); i >= 0 && i < limit {
+		_, _ = br.Discard(i + 1)
+		return b[:i], nil
+	}
+	return readLine(br, nil, limit)
 }
 
 // broken explains a failed read or write: ctx's end when it caused it,

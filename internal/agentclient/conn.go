@@ -2,6 +2,7 @@ package agentclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -134,11 +135,13 @@ func (c *Client) roundTrip(ctx context.Context, req agentproto.Request, limit in
 		return agentproto.Event{}, ctxError(err)
 	}
 	req.KeepAlive = c.maxIdle > 0 && agentproto.KeepAliveOp(req.Op)
-	line, err := json.Marshal(req)
-	if err != nil {
+	buf := c.lineBuf()
+	defer c.putLineBuf(buf)
+	// Encode writes what json.Marshal gives, and the newline.
+	if err := json.NewEncoder(buf).Encode(req); err != nil {
 		return agentproto.Event{}, fmt.Errorf("encode request: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
-	line = append(line, '\n')
+	line := buf.Bytes()
 	for {
 		ac, reused, err := c.conn(ctx)
 		if err != nil {
@@ -153,6 +156,26 @@ func (c *Client) roundTrip(ctx context.Context, req agentproto.Request, limit in
 		return ev, err
 	}
 }
+
+// lineBuf returns an empty buffer for a request line.
+func (c *Client) lineBuf() *bytes.Buffer {
+	if b, ok := c.lines.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// putLineBuf keeps b for a later request, unless a large request made it
+// large.
+func (c *Client) putLineBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledLine {
+		c.lines.Put(b)
+	}
+}
+
+// maxPooledLine bounds the request buffers a Client keeps.
+const maxPooledLine = 16 << 10
 
 // send runs one request on ac (see roundTrip) and then pools or closes
 // ac. unanswered reports a failure before any byte of an answer arrived.
@@ -171,17 +194,15 @@ func (c *Client) send(ctx context.Context, ac *agentConn, line []byte, limit int
 	if _, err := ac.Write(line); err != nil {
 		return ev, closedByPeer(err), broken(ctx, "send request", err)
 	}
-	var buf []byte
 	for first := true; ; first = false {
-		buf, err = readLine(ac.br, buf[:0], limit)
+		buf, err := readLineInPlace(ac.br, limit)
 		if err != nil {
 			if errors.Is(err, errdefs.ErrInternal) {
 				return ev, false, fmt.Errorf("read event: %w", err)
 			}
 			return ev, first && len(buf) == 0 && closedByPeer(err), broken(ctx, "read event", err)
 		}
-		ev = agentproto.Event{}
-		if err := json.Unmarshal(buf, &ev); err != nil {
+		if ev, err = decodeEvent(buf); err != nil {
 			return ev, false, fmt.Errorf("decode event: %v: %w", err, errdefs.ErrInternal)
 		}
 		switch {

@@ -31,6 +31,57 @@ func decodeObject(what string, data []byte, v any) error {
 	if len(data) == 0 {
 		return invalidf("%s: empty, expected a JSON object", what)
 	}
+	if !plainObject(data) {
+		if err := checkObject(what, data); err != nil {
+			return err
+		}
+	}
+	fields, err := objectMembers(data)
+	if err != nil {
+		return invalidf("%s: malformed JSON: %s", what, syntaxMessage(err))
+	}
+	return decodeFields("", fields, rv.Elem())
+}
+
+// plainObject reports, without allocating, whether data is one well-formed
+// JSON object whose numbers all fit a float64: what checkObject accepts.
+// It is the fast path of the usual, valid body.
+func plainObject(data []byte) bool {
+	if data[0] != '{' || !json.Valid(data) {
+		return false
+	}
+	inString := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++ // the escaped byte cannot end the string
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '-' || '0' <= c && c <= '9':
+			j, exp := i+1, false
+			for ; j < len(data) && strings.IndexByte("0123456789+-.eE", data[j]) >= 0; j++ {
+				exp = exp || data[j] == 'e' || data[j] == 'E'
+			}
+			// Without an exponent, fewer than 300 digits always fit.
+			if exp || j-i >= 300 {
+				if _, err := strconv.ParseFloat(string(data[i:j]), 64); err != nil {
+					return false
+				}
+			}
+			i = j - 1
+		}
+	}
+	return true
+}
+
+// checkObject refuses data that is not one JSON object, with a message
+// that names the problem.
+func checkObject(what string, data []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	var top any
 	if err := dec.Decode(&top); err != nil {
@@ -42,38 +93,38 @@ func decodeObject(what string, data []byte, v any) error {
 	if _, ok := top.(map[string]any); !ok {
 		return invalidf("%s: expected a JSON object, got %s", what, jsonKind(top))
 	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(data, &fields); err != nil {
-		return invalidf("%s: malformed JSON: %s", what, syntaxMessage(err))
-	}
-	return decodeFields("", fields, rv.Elem())
+	return nil
 }
 
 // decodeFields decodes the members of a JSON object into the struct st.
 // prefix is the path of the object ("" at the top, "jobs[0]." inside).
-func decodeFields(prefix string, fields map[string]json.RawMessage, st reflect.Value) error {
-	byName := make(map[string]int, st.NumField())
-	for i := range st.NumField() {
-		if name := jsonName(st.Type().Field(i)); name != "" {
-			byName[name] = i
+func decodeFields(prefix string, fields []member, st reflect.Value) error {
+	for _, m := range fields {
+		if fieldIndex(st.Type(), m.key) < 0 {
+			return invalidf("unknown field %q", prefix+m.key)
 		}
 	}
-	keys := sortedKeys(fields)
-	for _, k := range keys {
-		if _, ok := byName[k]; !ok {
-			return invalidf("unknown field %q", prefix+k)
-		}
-	}
-	for _, k := range keys {
-		raw := fields[k]
-		if isNull(raw) {
+	for _, m := range fields {
+		if isNull(m.raw) {
 			continue
 		}
-		if err := decodeValue(prefix+k, raw, st.Field(byName[k])); err != nil {
+		if err := decodeValue(prefix+m.key, m.raw, st.Field(fieldIndex(st.Type(), m.key))); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// fieldIndex returns the index of the field of struct type t whose json
+// name is name (the last one, should two share it), or -1. Bodies have a
+// handful of fields: a scan beats building a map per object.
+func fieldIndex(t reflect.Type, name string) int {
+	for i := t.NumField() - 1; i >= 0; i-- {
+		if jsonName(t.Field(i)) == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // decodeValue decodes raw into dst, naming path in errors. Maps with
@@ -120,8 +171,11 @@ func decodeValue(path string, raw json.RawMessage, dst reflect.Value) error {
 	case t.Kind() == reflect.Struct:
 		// A nested object follows the top-level rules: exact names, no
 		// unknown keys, null members absent.
-		var fields map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
+		if len(raw) == 0 || raw[0] != '{' {
+			return typeError(path, t, raw)
+		}
+		fields, err := objectMembers(raw)
+		if err != nil {
 			return typeError(path, t, raw)
 		}
 		return decodeFields(path+".", fields, dst)
@@ -138,6 +192,9 @@ func decodeValue(path string, raw json.RawMessage, dst reflect.Value) error {
 			return typeError(path, t, raw)
 		}
 		dst.SetInt(int64(f))
+		return nil
+	case t == stringType && isPlainString(raw):
+		dst.SetString(string(raw[1 : len(raw)-1]))
 		return nil
 	default:
 		if err := json.Unmarshal(raw, dst.Addr().Interface()); err != nil {

@@ -263,7 +263,9 @@ func (h *Handler) runCommand(w http.ResponseWriter, r *http.Request, p auth.Prin
 // call send from several goroutines; send ignores nil lines.
 func (h *Handler) serveStreamed(w http.ResponseWriter, r *http.Request, sandboxID string, run func(send func(line any)) (any, error)) {
 	// A run may last far longer than a server-wide write timeout allows.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	if hasWriteTimeout(r) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+	}
 
 	if !acceptsNDJSON(r) {
 		res, err := run(func(any) {})
@@ -292,6 +294,13 @@ func (h *Handler) serveStreamed(w http.ResponseWriter, r *http.Request, sandboxI
 		return
 	}
 	s.final(ndjsonResult{Type: "result", Result: res})
+}
+
+// hasWriteTimeout reports whether the request's server may have set a
+// write deadline on the connection (true when the server is unknown).
+func hasWriteTimeout(r *http.Request) bool {
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	return !ok || srv.WriteTimeout != 0
 }
 
 // acceptsNDJSON reports whether the Accept header lists application/x-ndjson.
@@ -467,7 +476,7 @@ func (h *Handler) readOptionalBody(w http.ResponseWriter, r *http.Request, v any
 }
 
 func (h *Handler) readBodyBytes(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes))
+	data, err := readAll(http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, invalidf("request body: larger than %d bytes", h.limits.MaxBodyBytes)
@@ -475,6 +484,32 @@ func (h *Handler) readBodyBytes(w http.ResponseWriter, r *http.Request) ([]byte,
 		return nil, invalidf("request body: could not be read")
 	}
 	return data, nil
+}
+
+// readAll is io.ReadAll with a first buffer sized for a body of size
+// bytes (the Content-Length, -1 when unknown; at most 64 KiB is reserved
+// up front): a small body then costs one small allocation, not 512 bytes
+// and a copy.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 {
+		return io.ReadAll(r)
+	}
+	// One byte more than the body, so that the read that finds its end
+	// needs no larger buffer.
+	b := make([]byte, 0, min(size, 64<<10)+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // let append pick a larger buffer
+		}
+	}
 }
 
 // writeError answers with err's status and {"error": {...}}.
@@ -507,12 +542,27 @@ func opName(r *http.Request) string {
 
 // writeJSON writes v as the JSON response body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
-	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	// The encoder hands the whole line (v and its newline) to one Write
+	// once v is encoded, so the body goes out without being copied; when
+	// v cannot be encoded nothing was written yet. (A failed write, the
+	// client gone, is not retried.)
+	hw := &headerWriter{w: w, status: status}
+	if err := json.NewEncoder(hw).Encode(v); err != nil && !hw.wrote {
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte(`{"error":{"code":"internal","message":"internal error"}}` + "\n"))
+	}
+}
+
+// headerWriter writes the status line before the body's (single) Write.
+type headerWriter struct {
+	w      http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (h *headerWriter) Write(b []byte) (int, error) {
+	h.wrote = true
+	h.w.WriteHeader(h.status)
+	return h.w.Write(b)
 }

@@ -67,30 +67,33 @@ type Keys struct {
 
 	mu       sync.Mutex
 	onRevoke []func(Key)
-	// known caches valid keys by hash. Keys change only through this
-	// process (Create, Revoke) or at start (EnsureAdmin), so Revoke drops
-	// the entry and a revoked key is refused at once.
-	known map[string]Principal
+	// known caches valid keys by hash (the SHA-256 sum itself, so a
+	// request's lookup does not hex-encode it). Keys change only through
+	// this process (Create, Revoke) or at start (EnsureAdmin), so Revoke
+	// drops the entry and a revoked key is refused at once.
+	known map[[sha256.Size]byte]Principal
 }
 
 var _ Authenticator = (*Keys)(nil)
 
 // NewKeys returns an Authenticator backed by store.
-func NewKeys(store KeyStore) *Keys { return &Keys{store: store, known: map[string]Principal{}} }
+func NewKeys(store KeyStore) *Keys {
+	return &Keys{store: store, known: map[[sha256.Size]byte]Principal{}}
+}
 
 // Authenticate implements Authenticator.
 func (k *Keys) Authenticate(ctx context.Context, key string) (Principal, error) {
 	if key == "" {
 		return Principal{}, fmt.Errorf("missing API key: %w", errdefs.ErrUnauthenticated)
 	}
-	hash := Hash(key)
+	sum := sha256.Sum256([]byte(key))
 	k.mu.Lock()
-	p, ok := k.known[hash]
+	p, ok := k.known[sum]
 	k.mu.Unlock()
 	if ok {
 		return p, nil
 	}
-	stored, err := k.store.KeyByHash(ctx, hash)
+	stored, err := k.store.KeyByHash(ctx, hex.EncodeToString(sum[:]))
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return Principal{}, fmt.Errorf("invalid API key: %w", errdefs.ErrUnauthenticated)
 	}
@@ -99,7 +102,7 @@ func (k *Keys) Authenticate(ctx context.Context, key string) (Principal, error) 
 	}
 	p = Principal{KeyID: stored.ID, Tenant: stored.Tenant, Admin: stored.Admin}
 	k.mu.Lock()
-	k.known[hash] = p
+	k.known[sum] = p
 	k.mu.Unlock()
 	return p, nil
 }
@@ -200,7 +203,10 @@ func (k *Keys) Revoke(ctx context.Context, caller Principal, idOrName string) (K
 			return Key{}, err
 		}
 		k.mu.Lock()
-		delete(k.known, key.Hash)
+		var sum [sha256.Size]byte
+		if n, err := hex.Decode(sum[:], []byte(key.Hash)); err == nil && n == len(sum) {
+			delete(k.known, sum)
+		}
 		hooks := append([]func(Key){}, k.onRevoke...)
 		k.mu.Unlock()
 		for _, fn := range hooks {

@@ -57,12 +57,10 @@ func (s *Service) RunCode(ctx context.Context, tenant, sandboxID string, req Run
 
 func (s *Service) runInContext(ctx context.Context, sb Sandbox, tmpl template.Template, cc CodeContext, req RunCodeRequest, onEvent func(CodeEvent)) (ExecutionResult, error) {
 	timeout := cmp.Or(req.Timeout, DefaultTimeout)
-	ctx, done := s.track(ctx, sb.ID)
-	defer done()
 	// The agent enforces the timeout (interrupt, then kill and restart);
 	// the deadline is a backstop in case it cannot answer.
-	ctx, cancel := context.WithTimeout(ctx, timeout+s.cfg.AgentGrace)
-	defer cancel()
+	ctx, done := s.track(ctx, sb.ID, timeout+s.cfg.AgentGrace)
+	defer done()
 
 	res := ExecutionResult{
 		Execution: Execution{Logs: Logs{Stdout: []string{}, Stderr: []string{}}, Results: []Result{}},
@@ -186,9 +184,13 @@ func (s *Service) resolveContext(ctx context.Context, sb Sandbox, tmpl template.
 	return cc, nil
 }
 
-// defaultKey is the key of s.defaults and s.defaultLocks for the default
-// context of one language in one sandbox.
-func defaultKey(sandboxID, language string) string { return sandboxID + "/" + language }
+// contextKey is the key of s.defaults and s.defaultLocks: the default
+// context of one language in one sandbox. A struct, not a joined string,
+// so a run's lookup allocates nothing.
+type contextKey struct{ sandboxID, language string }
+
+// defaultKey is the key of the default context of language in a sandbox.
+func defaultKey(sandboxID, language string) contextKey { return contextKey{sandboxID, language} }
 
 // newContextID returns "ctx-" and 12 random characters of [a-z0-9].
 func newContextID() (string, error) {
@@ -201,10 +203,10 @@ func newContextID() (string, error) {
 
 // lockDefault serializes the creation of one sandbox's default context of
 // one language, so two first runs don't both create it.
-func (s *Service) lockDefault(key string) func() {
+func (s *Service) lockDefault(key contextKey) func() {
 	s.mu.Lock()
 	if s.defaultLocks == nil {
-		s.defaultLocks = map[string]*sync.Mutex{}
+		s.defaultLocks = map[contextKey]*sync.Mutex{}
 	}
 	m := s.defaultLocks[key]
 	if m == nil {

@@ -72,12 +72,10 @@ func (s *Service) RunCommand(ctx context.Context, tenant, id string, req Command
 	defer release()
 	timeout := cmp.Or(req.Timeout, DefaultTimeout)
 
-	ctx, done := s.track(ctx, id)
-	defer done()
 	// The agent enforces the timeout (killing the process group); the
 	// context deadline is a backstop in case the agent cannot answer.
-	ctx, cancel := context.WithTimeout(ctx, timeout+s.cfg.AgentGrace)
-	defer cancel()
+	ctx, done := s.track(ctx, id, timeout+s.cfg.AgentGrace)
+	defer done()
 
 	res := CommandResult{Stdout: []string{}, Stderr: []string{}}
 	var kept resultBytes
@@ -165,18 +163,28 @@ func (s *Service) interrupted(id, stopped, deleted string) error {
 }
 
 // track counts a command in flight and returns a context that is also
-// cancelled when the sandbox is deleted.
-func (s *Service) track(ctx context.Context, id string) (context.Context, func()) {
+// cancelled when the sandbox is deleted and, when backstop is positive,
+// after backstop.
+func (s *Service) track(ctx context.Context, id string, backstop time.Duration) (context.Context, func()) {
+	ctx, cancel := withBackstop(ctx, backstop)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	l := s.liveFor(id)
 	l.active++
-	s.mu.Unlock()
-	return l.bind(ctx, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	return ctx, s.bind(l, ctx, cancel, func() {
 		l.active--
 		s.dropLive(id, l)
 	})
+}
+
+// withBackstop returns a cancellable context of ctx that also ends after
+// timeout, when positive. One context carries a run's deadline and (see
+// bind) the sandbox's end.
+func withBackstop(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout > 0 {
+		return context.WithTimeout(ctx, timeout)
+	}
+	return context.WithCancel(ctx)
 }
 
 // liveFor returns the live state of sandbox id, made when missing. The
@@ -185,27 +193,48 @@ func (s *Service) liveFor(id string) *liveSandbox {
 	l := s.live[id]
 	if l == nil {
 		lctx, cancel := context.WithCancel(s.base)
-		l = &liveSandbox{ctx: lctx, cancel: cancel}
+		l = &liveSandbox{ctx: lctx, cancel: cancel, bound: map[context.Context]context.CancelFunc{}}
 		s.live[id] = l
+		// One callback per live state ends what is bound to it (see
+		// bind), rather than one per run.
+		context.AfterFunc(lctx, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			for _, cancel := range l.bound {
+				cancel()
+			}
+		})
 	}
 	return l
 }
 
-// bind returns a context of ctx that also ends with the sandbox, and its
-// release, which calls done after cancelling it.
-func (l *liveSandbox) bind(ctx context.Context, done func()) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(l.ctx, cancel)
-	return ctx, func() {
-		stop()
+// bind ties ctx, with its cancel, to l: it is cancelled when l.ctx ends
+// (the sandbox is deleted, the server shuts down). It returns ctx's
+// release, which cancels ctx and then calls done with s.mu held. The
+// caller holds s.mu.
+func (s *Service) bind(l *liveSandbox, ctx context.Context, cancel context.CancelFunc, done func()) func() {
+	if l.ctx.Err() != nil {
+		cancel() // l's callback has run or is waiting for s.mu
+	} else {
+		l.bound[ctx] = cancel
+	}
+	return func() {
 		cancel()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(l.bound, ctx)
 		done()
 	}
 }
 
 // dropLive forgets l, the live state of sandbox id, once nothing uses
-// it. The caller holds s.mu.
+// it. A ready sandbox keeps it (unready drops it), so runs on a sandbox
+// that is idle between them make no new context each. The caller holds
+// s.mu.
 func (s *Service) dropLive(id string, l *liveSandbox) {
+	if _, ready := s.ready[id]; ready && l.ctx.Err() == nil {
+		return
+	}
 	if l.active == 0 && l.watches == 0 && s.live[id] == l {
 		l.cancel()
 		delete(s.live, id)

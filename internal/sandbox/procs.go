@@ -119,7 +119,7 @@ func (s *Service) procOutput(ctx context.Context, tenant, id, procID string, off
 	if _, err := s.running(ctx, tenant, id); err != nil {
 		return ProcessOutputEnd{}, err
 	}
-	ctx, done := s.track(ctx, id)
+	ctx, done := s.track(ctx, id, 0)
 	defer done()
 	pl, err := call(s.agent(id), ctx, procID, offset, follow, func(pl agentproto.ProcPayload) {
 		if onChunk != nil {

@@ -13,7 +13,6 @@ import (
 	"math"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,11 +93,11 @@ type Service struct {
 	mu   sync.Mutex
 	live map[string]*liveSandbox // by id, sandboxes with work in flight
 	// defaultLocks serialize creating a sandbox's default context per
-	// language ("sb-x/python").
-	defaultLocks map[string]*sync.Mutex
-	// defaults caches each sandbox's default context per language
-	// ("sb-x/python"), so a run needs no store lookup to find it.
-	defaults map[string]CodeContext
+	// language.
+	defaultLocks map[contextKey]*sync.Mutex
+	// defaults caches each sandbox's default context per language, so a
+	// run needs no store lookup to find it.
+	defaults map[contextKey]CodeContext
 	// ready caches the records of ready sandboxes (see remember).
 	ready map[string]Sandbox
 	// agents holds the pooled agent clients of ready sandboxes (see
@@ -119,6 +118,9 @@ type liveSandbox struct {
 	watches int // directory watches open (not counted as running)
 	ctx     context.Context
 	cancel  context.CancelFunc
+	// bound holds the cancels of the contexts bind tied to ctx that are
+	// still in use (guarded by Service.mu).
+	bound map[context.Context]context.CancelFunc
 }
 
 // New returns a Service. Call Recover once, then Run for expiry.
@@ -144,7 +146,7 @@ func New(cfg Config, store Store, driver runtime.Driver, templates Templates, lo
 	s := &Service{diskErr: diskErr,
 		cfg: cfg, store: store, driver: driver, templates: templates, log: log,
 		live: map[string]*liveSandbox{}, pool: newPool(cfg.Pool),
-		defaults: map[string]CodeContext{}, ready: map[string]Sandbox{},
+		defaults: map[contextKey]CodeContext{}, ready: map[string]Sandbox{},
 		agents: map[string]*agentclient.Client{},
 		runs:   map[string]int{},
 	}
@@ -260,6 +262,9 @@ func (s *Service) dropReady(id string) {
 // closes (closeAgent) after unlocking s.mu. s.mu must be held.
 func (s *Service) unready(id string) *agentclient.Client {
 	delete(s.ready, id)
+	if l := s.live[id]; l != nil {
+		s.dropLive(id, l)
+	}
 	c := s.agents[id]
 	delete(s.agents, id)
 	return c
@@ -467,12 +472,12 @@ func (s *Service) terminate(ctx context.Context, sb Sandbox, reason string) erro
 		l.cancel()
 	}
 	for key := range s.defaultLocks {
-		if strings.HasPrefix(key, sb.ID+"/") {
+		if key.sandboxID == sb.ID {
 			delete(s.defaultLocks, key)
 		}
 	}
 	for key := range s.defaults {
-		if strings.HasPrefix(key, sb.ID+"/") {
+		if key.sandboxID == sb.ID {
 			delete(s.defaults, key)
 		}
 	}

@@ -122,19 +122,16 @@ func (s *Service) watchError(ctx context.Context, id string, err error) error {
 // the sandbox is deleted.
 func (s *Service) trackWatch(ctx context.Context, id string) (context.Context, func(), error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	l := s.liveFor(id)
 	if l.watches >= MaxWatchesPerSandbox {
-		s.mu.Unlock()
 		return nil, nil, fmt.Errorf("sandbox %s has %d directory watches open, the most it may have; stop one first: %w",
 			id, MaxWatchesPerSandbox, errdefs.ErrRateLimited)
 	}
 	l.watches++
-	s.mu.Unlock()
-	ctx, release := l.bind(ctx, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	return ctx, s.bind(l, ctx, cancel, func() {
 		l.watches--
 		s.dropLive(id, l)
-	})
-	return ctx, release, nil
+	}), nil
 }
