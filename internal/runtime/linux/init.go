@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"syscall"
 
@@ -20,9 +21,10 @@ const (
 	// listenFD is the agent's listening unix socket; it stays open across
 	// the exec so the agent serves on it (sdbx agent --listen-fd 3).
 	listenFD = 3
-	// configFD carries the initConfig as JSON. The driver writes it only
-	// after the process is in its cgroups, so EOF on it is also the
-	// go-ahead.
+	// configFD carries the initConfig as JSON, written as soon as init
+	// started, and then, once the driver has put init into its cgroups
+	// (unless init moves itself) and wired its network, the go-ahead byte
+	// before EOF. EOF without it (the server died) makes init give up.
 	configFD = 4
 	// statusFD gets an error message when setup fails. It is close-on-exec,
 	// so EOF without a message means the agent was executed.
@@ -62,7 +64,15 @@ type initConfig struct {
 	// ResolvConf, when set, is the host file bound read-only at
 	// /etc/resolv.conf (the driver rewrites it when the policy changes).
 	ResolvConf string `json:"resolvConf,omitempty"`
+	// CgroupTasks, when set, are the files init's thread writes "0" to
+	// in order to move itself into the sandbox's cgroups (cgroups.SelfMove):
+	// the thread that executes the agent, so the agent is all in them.
+	CgroupTasks []string `json:"cgroupTasks,omitempty"`
 }
+
+// goAhead is the byte the driver sends on the config pipe when init may
+// execute the agent.
+const goAhead = 'g'
 
 // overlayMount is one overlayfs mount with its per-sandbox directories.
 type overlayMount struct {
@@ -100,22 +110,16 @@ func runInit() error {
 	if cfgFile == nil {
 		return fmt.Errorf("config pipe (fd %d) missing", configFD)
 	}
-	// Blocks until the driver has put this process into its cgroups.
-	b, err := io.ReadAll(cfgFile)
-	cfgFile.Close()
-	if err != nil {
+	defer cfgFile.Close()
+	dec := json.NewDecoder(cfgFile)
+	var cfg initConfig
+	if err := dec.Decode(&cfg); err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	var cfg initConfig
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("decode config: %w", err)
-	}
-	// Now that the process sits in its own cgroups, a cgroup namespace
-	// rooted there hides the host's cgroup paths (/proc/self/cgroup shows
-	// "/"). Done before this, the namespace root would be the server's
-	// cgroup.
-	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		return fmt.Errorf("unshare cgroup namespace: %w", err)
+	// The root is built while the driver places this process and wires
+	// its network; nothing of the sandbox runs before the go-ahead.
+	if err := moveSelf(cfg.CgroupTasks); err != nil {
+		return err
 	}
 	// Device nodes and mount points get exactly the modes asked for.
 	unix.Umask(0)
@@ -135,6 +139,16 @@ func runInit() error {
 	if err := os.Chdir(workspacePath); err != nil {
 		return fmt.Errorf("chdir %s: %w", workspacePath, err)
 	}
+	if err := awaitGoAhead(io.MultiReader(dec.Buffered(), cfgFile)); err != nil {
+		return err
+	}
+	// Now that the process sits in its own cgroups, a cgroup namespace
+	// rooted there hides the host's cgroup paths (/proc/self/cgroup shows
+	// "/"). Done before this, the namespace root would be the server's
+	// cgroup.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("unshare cgroup namespace: %w", err)
+	}
 	// Every inherited or Go-runtime descriptor except stdio and the
 	// listener closes on exec (the status pipe too: that is how the driver
 	// learns that the exec happened).
@@ -148,8 +162,34 @@ func runInit() error {
 	if cfg.Procs > 0 {
 		argv = append(argv, "--procs", fmt.Sprint(cfg.Procs))
 	}
-	err = syscall.Exec(agentPath, argv, cfg.Env)
+	err := syscall.Exec(agentPath, argv, cfg.Env)
 	return fmt.Errorf("exec agent: %w", err)
+}
+
+// moveSelf moves the calling thread into the sandbox's cgroups by writing
+// "0" to each of files (v1 tasks files). Only this thread moves; it is
+// the one that executes the agent (InitMain locked it), and exec leaves
+// the agent with this thread alone, so the whole agent sits in them.
+func moveSelf(files []string) error {
+	for _, f := range files {
+		if err := writeFile(f, "0"); err != nil {
+			return fmt.Errorf("move into cgroup %s: %w", filepath.Dir(f), err)
+		}
+	}
+	return nil
+}
+
+// awaitGoAhead reads the rest of the config pipe: the go-ahead byte, then
+// EOF. Anything else (EOF alone: the driver died) is an error.
+func awaitGoAhead(r io.Reader) error {
+	b, err := io.ReadAll(io.LimitReader(r, 16))
+	if err != nil {
+		return fmt.Errorf("wait for the go-ahead: %w", err)
+	}
+	if string(b) != string(rune(goAhead)) {
+		return fmt.Errorf("no go-ahead from the driver (got %q)", b)
+	}
+	return nil
 }
 
 // loopbackUp brings up lo, the only interface of the new network namespace.

@@ -59,9 +59,19 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		TmpMB:     spec.Resources.MemoryMB,
 		Env:       []string{"PATH=" + agentPATH, "HOME=/root", "HOSTNAME=" + id, "LANG=C.UTF-8"},
 		Procs:     agentProcs(spec.Resources.CPU),
+		// Init's thread moves itself when the hierarchy lets it; otherwise
+		// the driver moves init with Add below.
+		CgroupTasks: d.cg.SelfMove(id),
 	}
 	if d.cfg.Network != nil {
 		cfg.ResolvConf = l.resolvConf()
+		// Init binds it while the driver wires the network, which then
+		// writes its content in place (see applyNetwork).
+		f, err := os.OpenFile(cfg.ResolvConf, os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return fail(fmt.Errorf("create resolv.conf: %v: %w", err, errdefs.ErrInternal))
+		}
+		f.Close()
 	}
 	for i, o := range spec.Overlays {
 		cfg.Overlays = append(cfg.Overlays, overlayMount{Target: o.Target, Lower: o.Lower, Upper: l.upper(i), Work: l.work(i)})
@@ -149,9 +159,17 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		return fail(err)
 	}
 
+	// Init builds the sandbox's root while the driver places it in its
+	// cgroups and wires its network; it runs nothing of the sandbox's
+	// before the go-ahead.
+	if _, err := cfgW.Write(payload); err != nil {
+		return abort(fmt.Errorf("send init config: %v: %w", err, errdefs.ErrInternal))
+	}
 	pid := cmd.Process.Pid
-	if err := d.cg.Add(id, pid); err != nil {
-		return abort(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
+	if cfg.CgroupTasks == nil {
+		if err := d.cg.Add(id, pid); err != nil {
+			return abort(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
+		}
 	}
 	if err := os.WriteFile(l.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		return abort(fmt.Errorf("write pid file: %v: %w", err, errdefs.ErrInternal))
@@ -161,10 +179,10 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 	if err := d.applyNetwork(ctx, id, pid, l, spec.Network); err != nil {
 		return abort(err)
 	}
-	// The config doubles as the go-ahead: init reads it to EOF, and only
-	// then unshares its cgroup namespace (rooted where it now is).
-	if _, err := cfgW.Write(payload); err != nil {
-		return abort(fmt.Errorf("send init config: %v: %w", err, errdefs.ErrInternal))
+	// Only then does init unshare its cgroup namespace (rooted where it
+	// now is) and execute the agent.
+	if _, err := cfgW.Write([]byte{goAhead}); err != nil {
+		return abort(fmt.Errorf("send go-ahead to init: %v: %w", err, errdefs.ErrInternal))
 	}
 	cfgW.Close()
 	msg, err := readStatus(ctx, stR)
