@@ -275,16 +275,27 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
 			d.log.Error("clean up after failed create", "sandbox_id", id, "err", derr)
 		}
 	}()
-	if err := l.prepare(spec); err != nil {
-		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	// The cgroups are made while the files are: each waits on the kernel.
+	cgDone := make(chan error, 1)
+	go func() {
+		// A cgroup without a state directory is what a crash between the
+		// two left behind: empty it before reuse.
+		if err := d.cg.Kill(ctx, id); err != nil {
+			cgDone <- fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
+			return
+		}
+		if err := d.cg.Create(ctx, id, spec.Resources); err != nil {
+			cgDone <- fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+			return
+		}
+		cgDone <- nil
+	}()
+	perr := l.prepare(spec)
+	if err := <-cgDone; err != nil {
+		return err
 	}
-	// A cgroup without a state directory is what a crash between the two
-	// left behind: empty it before reuse.
-	if err := d.cg.Kill(ctx, id); err != nil {
-		return fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
-	}
-	if err := d.cg.Create(ctx, id, spec.Resources); err != nil {
-		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	if perr != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, perr, errdefs.ErrInternal)
 	}
 	return d.start(ctx, id, l, spec)
 }

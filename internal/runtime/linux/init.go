@@ -22,9 +22,9 @@ const (
 	// the exec so the agent serves on it (sdbx agent --listen-fd 3).
 	listenFD = 3
 	// configFD carries the initConfig as JSON, written as soon as init
-	// started, and then, once the driver has put init into its cgroups
-	// (unless init moves itself) and wired its network, the go-ahead byte
-	// before EOF. EOF without it (the server died) makes init give up.
+	// started, and then the go-ahead byte before EOF: at once when init
+	// moves itself into its cgroups, else once the driver has moved it.
+	// EOF without it (the server died) makes init give up.
 	configFD = 4
 	// statusFD gets an error message when setup fails. It is close-on-exec,
 	// so EOF without a message means the agent was executed.
@@ -116,8 +116,9 @@ func runInit() error {
 	if err := dec.Decode(&cfg); err != nil {
 		return fmt.Errorf("read config: %w", err)
 	}
-	// The root is built while the driver places this process and wires
-	// its network; nothing of the sandbox runs before the go-ahead.
+	// The root is built while the driver wires the network (and, without
+	// CgroupTasks, moves this process into its cgroups): the agent is
+	// executed only after the go-ahead.
 	if err := moveSelf(cfg.CgroupTasks); err != nil {
 		return err
 	}

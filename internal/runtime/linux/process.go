@@ -159,32 +159,33 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		return fail(err)
 	}
 
-	// Init builds the sandbox's root while the driver places it in its
-	// cgroups and wires its network; it runs nothing of the sandbox's
-	// before the go-ahead.
+	// Init builds the sandbox's root as soon as it has its config and
+	// executes the agent after the go-ahead, which only waits for init to
+	// sit in its cgroups: it moves itself there (v1), or the driver moves
+	// it first. The network is wired meanwhile; Create returns once both
+	// are done, so the sandbox's first command has its link.
+	pid := cmd.Process.Pid
+	if cfg.CgroupTasks != nil {
+		payload = append(payload, goAhead)
+	}
 	if _, err := cfgW.Write(payload); err != nil {
 		return abort(fmt.Errorf("send init config: %v: %w", err, errdefs.ErrInternal))
 	}
-	pid := cmd.Process.Pid
 	if cfg.CgroupTasks == nil {
 		if err := d.cg.Add(id, pid); err != nil {
 			return abort(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
 		}
+		if _, err := cfgW.Write([]byte{goAhead}); err != nil {
+			return abort(fmt.Errorf("send go-ahead to init: %v: %w", err, errdefs.ErrInternal))
+		}
 	}
+	cfgW.Close()
 	if err := os.WriteFile(l.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		return abort(fmt.Errorf("write pid file: %v: %w", err, errdefs.ErrInternal))
 	}
-	// The link is up before the agent runs, so the sandbox's first command
-	// has its network.
 	if err := d.applyNetwork(ctx, id, pid, l, spec.Network); err != nil {
 		return abort(err)
 	}
-	// Only then does init unshare its cgroup namespace (rooted where it
-	// now is) and execute the agent.
-	if _, err := cfgW.Write([]byte{goAhead}); err != nil {
-		return abort(fmt.Errorf("send go-ahead to init: %v: %w", err, errdefs.ErrInternal))
-	}
-	cfgW.Close()
 	msg, err := readStatus(ctx, stR)
 	if err != nil {
 		return abort(kindOf(ctx, fmt.Errorf("wait for init: %w", err)))
