@@ -92,6 +92,16 @@ type Driver struct {
 	// are off, and then diskErr says why.
 	disk    *diskPool
 	diskErr error
+
+	// spareMu guards spare (an init started ahead of the next Create, nil
+	// when none is ready), refilling (one is being started) and closed
+	// (Close was called: no more spares). refills counts the goroutines
+	// that start spares.
+	spareMu   sync.Mutex
+	spare     *initProc
+	refilling bool
+	closed    bool
+	refills   sync.WaitGroup
 }
 
 var (
@@ -186,6 +196,7 @@ func (d *Driver) DiskQuota() error {
 // sandboxes keep both for the next server; a later Create makes the
 // parents again).
 func (d *Driver) Close() error {
+	d.closeSpare()
 	var errs []error
 	switch ids, err := d.List(context.Background()); {
 	case err != nil:

@@ -2,8 +2,8 @@ package linux
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -16,20 +16,26 @@ import (
 // starts "<Exe> __init"; cmd/sdbx dispatches it.
 const InitVerb = "__init"
 
-// File descriptors the driver hands to init (os/exec ExtraFiles start at 3).
+// File descriptors of init (os/exec ExtraFiles start at 3).
 const (
-	// listenFD is the agent's listening unix socket; it stays open across
-	// the exec so the agent serves on it (sdbx agent --listen-fd 3).
+	// listenFD is the agent's listening unix socket, which init receives
+	// with its config; it stays open across the exec so the agent serves
+	// on it (sdbx agent --listen-fd 3). Closed when init starts.
 	listenFD = 3
-	// configFD carries the initConfig as JSON, written as soon as init
-	// started, and then the go-ahead byte before EOF: at once when init
-	// moves itself into its cgroups, else once the driver has moved it.
-	// EOF without it (the server died) makes init give up.
+	// configFD is init's end of the control socket (SOCK_SEQPACKET). Its
+	// first message is the initConfig as JSON, with two descriptors: the
+	// listener and the log file (which becomes stdout and stderr). The
+	// second is the go-ahead byte, sent at once when init moves itself
+	// into its cgroups, else once the driver has moved it; then EOF. EOF
+	// without it (the server died) makes init give up.
 	configFD = 4
 	// statusFD gets an error message when setup fails. It is close-on-exec,
 	// so EOF without a message means the agent was executed.
 	statusFD = 5
 )
+
+// maxConfig bounds the config message.
+const maxConfig = 1 << 20
 
 // Paths inside the sandbox.
 const (
@@ -91,7 +97,7 @@ func InitMain(args []string) int {
 	// Capabilities, no_new_privs, seccomp and unshare act on the calling
 	// thread: everything from here to the exec must run on this one.
 	goruntime.LockOSThread()
-	for _, fd := range []int{listenFD, configFD, statusFD} {
+	for _, fd := range []int{configFD, statusFD} {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || len(args) != 0 {
 			fmt.Fprintln(os.Stderr, "sdbx __init: internal command, started by the sdbx server")
 			return 2
@@ -106,15 +112,9 @@ func InitMain(args []string) int {
 
 // runInit returns only on failure.
 func runInit() error {
-	cfgFile := os.NewFile(configFD, "config")
-	if cfgFile == nil {
-		return fmt.Errorf("config pipe (fd %d) missing", configFD)
-	}
-	defer cfgFile.Close()
-	dec := json.NewDecoder(cfgFile)
-	var cfg initConfig
-	if err := dec.Decode(&cfg); err != nil {
-		return fmt.Errorf("read config: %w", err)
+	cfg, err := readConfig(configFD)
+	if err != nil {
+		return err
 	}
 	// The root is built while the driver wires the network (and, without
 	// CgroupTasks, moves this process into its cgroups): the agent is
@@ -140,7 +140,7 @@ func runInit() error {
 	if err := os.Chdir(workspacePath); err != nil {
 		return fmt.Errorf("chdir %s: %w", workspacePath, err)
 	}
-	if err := awaitGoAhead(io.MultiReader(dec.Buffered(), cfgFile)); err != nil {
+	if err := awaitGoAhead(configFD); err != nil {
 		return err
 	}
 	// Now that the process sits in its own cgroups, a cgroup namespace
@@ -163,7 +163,7 @@ func runInit() error {
 	if cfg.Procs > 0 {
 		argv = append(argv, "--procs", fmt.Sprint(cfg.Procs))
 	}
-	err := syscall.Exec(agentPath, argv, cfg.Env)
+	err = syscall.Exec(agentPath, argv, cfg.Env)
 	return fmt.Errorf("exec agent: %w", err)
 }
 
@@ -180,15 +180,70 @@ func moveSelf(files []string) error {
 	return nil
 }
 
-// awaitGoAhead reads the rest of the config pipe: the go-ahead byte, then
-// EOF. Anything else (EOF alone: the driver died) is an error.
-func awaitGoAhead(r io.Reader) error {
-	b, err := io.ReadAll(io.LimitReader(r, 16))
-	if err != nil {
-		return fmt.Errorf("wait for the go-ahead: %w", err)
+// readConfig receives the config message: the JSON initConfig with the
+// listener, placed at listenFD, and the log file, placed at stdout and
+// stderr. It blocks until the driver has a sandbox for this init.
+func readConfig(ctrl int) (initConfig, error) {
+	var cfg initConfig
+	buf := make([]byte, maxConfig)
+	oob := make([]byte, unix.CmsgSpace(2*4))
+	n, oobn, flags, _, err := unix.Recvmsg(ctrl, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	for errors.Is(err, unix.EINTR) {
+		n, oobn, flags, _, err = unix.Recvmsg(ctrl, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	}
-	if string(b) != string(rune(goAhead)) {
-		return fmt.Errorf("no go-ahead from the driver (got %q)", b)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if n == 0 {
+		return cfg, errors.New("read config: the driver closed the control socket")
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		return cfg, errors.New("read config: message truncated")
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return cfg, fmt.Errorf("read config: want one control message with the descriptors (%d, %v)", len(msgs), err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 2 {
+		return cfg, fmt.Errorf("read config: want the listener and the log file (%d descriptors, %v)", len(fds), err)
+	}
+	// dup3 without O_CLOEXEC: the agent inherits these.
+	for _, m := range [][2]int{{fds[0], listenFD}, {fds[1], 1}, {fds[1], 2}} {
+		if err := unix.Dup3(m[0], m[1], 0); err != nil {
+			return cfg, fmt.Errorf("place descriptor %d: %w", m[1], err)
+		}
+	}
+	unix.Close(fds[0])
+	unix.Close(fds[1])
+	if err := json.Unmarshal(buf[:n], &cfg); err != nil {
+		return cfg, fmt.Errorf("decode config: %w", err)
+	}
+	return cfg, nil
+}
+
+// awaitGoAhead reads the rest of the control socket: the go-ahead byte,
+// then EOF. Anything else (EOF alone: the driver died) is an error.
+func awaitGoAhead(ctrl int) error {
+	var got []byte
+	buf := make([]byte, 16)
+	for {
+		n, err := unix.Read(ctrl, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for the go-ahead: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if got = append(got, buf[:n]...); len(got) > 1 {
+			break
+		}
+	}
+	if string(got) != string(rune(goAhead)) {
+		return fmt.Errorf("no go-ahead from the driver (got %q)", got)
 	}
 	return nil
 }

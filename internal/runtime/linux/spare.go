@@ -1,0 +1,165 @@
+package linux
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// initProc is a started "sdbx __init" that waits on its control socket
+// for the sandbox it is to set up.
+//
+// Starting init (fork, exec and the Go runtime's start of the sdbx binary)
+// is most of a Create's time and needs nothing of the sandbox, so the
+// driver keeps one init started ahead of the next Create (the spare):
+// the sandbox's listener and log file go to it over the control socket
+// with its config. A spare is in no sandbox's cgroups and runs nothing of
+// a sandbox's; when the server goes, its control socket reaches EOF and
+// it exits.
+type initProc struct {
+	cmd     *exec.Cmd
+	ctrl    int      // the driver's end of the control socket (init's configFD)
+	status  *os.File // read end of the status pipe (init's statusFD)
+	started time.Time
+}
+
+// spareMaxAge bounds how old a spare may be when it is taken: its mount
+// namespace is a copy of the host's from when it started.
+const spareMaxAge = 30 * time.Second
+
+// startInit starts an init process. It is not reaped until it is taken
+// (start) or killed (kill).
+func (d *Driver) startInit() (*initProc, error) {
+	// A SOCK_SEQPACKET pair keeps the config (with its descriptors) and
+	// the go-ahead apart as messages.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	child := os.NewFile(uintptr(fds[1]), "init-control")
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		unix.Close(fds[0])
+		child.Close()
+		return nil, fmt.Errorf("status pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path: d.cfg.Exe,
+		Args: []string{"sdbx", InitVerb},
+		Env:  []string{}, // nothing of the server's environment
+		Dir:  "/",
+		// fd 3 (listenFD) stays free for the listener init receives.
+		ExtraFiles: []*os.File{nil, child, stW}, // fds 3, 4, 5
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: cloneFlags,
+			// A session of its own keeps a terminal's ^C or hang-up for the
+			// server away from the sandbox. No Pdeathsig: sandboxes outlive
+			// the server that started them.
+			Setsid: true,
+		},
+	}
+	err = cmd.Start()
+	// The child has its copies; the driver keeps its own ends only (EOF
+	// on the status pipe is how it learns of the exec).
+	child.Close()
+	stW.Close()
+	if err != nil {
+		unix.Close(fds[0])
+		stR.Close()
+		return nil, fmt.Errorf("run init: %w", err)
+	}
+	return &initProc{cmd: cmd, ctrl: fds[0], status: stR, started: time.Now()}, nil
+}
+
+// takeInit returns the spare init, or a new one when there is none (or it
+// is too old).
+func (d *Driver) takeInit() (*initProc, error) {
+	d.spareMu.Lock()
+	p := d.spare
+	d.spare = nil
+	d.spareMu.Unlock()
+	if p != nil && time.Since(p.started) < spareMaxAge {
+		return p, nil
+	}
+	if p != nil {
+		p.kill()
+	}
+	return d.startInit()
+}
+
+// refill starts a spare init in the background unless one is there or
+// the driver is closed.
+func (d *Driver) refill() {
+	d.spareMu.Lock()
+	defer d.spareMu.Unlock()
+	if d.closed || d.spare != nil || d.refilling {
+		return
+	}
+	d.refilling = true
+	d.refills.Go(func() {
+		p, err := d.startInit()
+		d.spareMu.Lock()
+		defer d.spareMu.Unlock()
+		d.refilling = false
+		switch {
+		case err != nil:
+			d.log.Warn("start a spare sandbox init", "err", err)
+		case d.closed:
+			p.kill()
+		default:
+			d.spare = p
+		}
+	})
+}
+
+// closeSpare stops the refills and kills the spare; later Creates start
+// their init themselves.
+func (d *Driver) closeSpare() {
+	d.spareMu.Lock()
+	d.closed = true
+	p := d.spare
+	d.spare = nil
+	d.spareMu.Unlock()
+	d.refills.Wait()
+	if p != nil {
+		p.kill()
+	}
+}
+
+// kill ends an init that was never handed a sandbox (or failed before it
+// was reaped) and reaps it.
+func (p *initProc) kill() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.closeFDs()
+}
+
+func (p *initProc) closeFDs() {
+	if p.ctrl >= 0 {
+		unix.Close(p.ctrl)
+		p.ctrl = -1
+	}
+	p.status.Close()
+}
+
+// send sends one message on the control socket, with descriptors.
+func (p *initProc) send(b []byte, fds ...int) error {
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	return unix.Sendmsg(p.ctrl, b, oob, nil, 0)
+}
+
+// endControl closes the driver's end of the control socket: init reads
+// EOF after the go-ahead.
+func (p *initProc) endControl() {
+	if p.ctrl >= 0 {
+		unix.Close(p.ctrl)
+		p.ctrl = -1
+	}
+}

@@ -1,0 +1,95 @@
+package linux
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sdbx/sdbx/internal/runtime/runtimetest"
+)
+
+// A Create leaves a spare init for the next one; Close kills it, and
+// Creates after Close start their own.
+func TestSpareInit(t *testing.T) {
+	e := newTestEnv(t)
+	e.create(t, "spare", nil)
+	p := waitSpare(t, e.d)
+	pid := p.cmd.Process.Pid
+	if _, err := os.Stat(procDir(pid)); err != nil {
+		t.Fatalf("spare init %d: %v", pid, err)
+	}
+	// The spare is in none of the sandboxes' cgroups.
+	if ids, err := e.d.List(t.Context()); err != nil || len(ids) != 1 {
+		t.Fatalf("List = %v, %v; want the one sandbox", ids, err)
+	}
+	// The next Create takes it.
+	second := e.create(t, "spare", nil)
+	if got, err := readPid(e.d.layout(second).pidFile()); err != nil || got != pid {
+		t.Fatalf("second sandbox's init = %d, %v; want the spare %d", got, err, pid)
+	}
+	next := waitSpare(t, e.d).cmd.Process.Pid
+	if err := e.d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(procDir(next)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("spare init %d after Close: %v", next, err)
+	}
+	// A closed driver still creates, without keeping a spare.
+	e.create(t, "spare", nil)
+	e.d.spareMu.Lock()
+	spare := e.d.spare
+	e.d.spareMu.Unlock()
+	if spare != nil {
+		t.Fatalf("a closed driver keeps a spare init")
+	}
+}
+
+// An init whose driver went away (EOF on its control socket before any
+// config) exits.
+func TestSpareInitExitsWithoutDriver(t *testing.T) {
+	runtimetest.RequireRoot(t)
+	d := &Driver{cfg: Config{Exe: runtimetest.BuildBinary(t)}}
+	p, err := d.startInit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.endControl()
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("init exited 0 without a config")
+		}
+	case <-time.After(30 * time.Second):
+		p.kill()
+		<-done
+		t.Fatalf("init still runs 30 s after its control socket closed")
+	}
+	p.closeFDs()
+}
+
+// waitSpare waits until d has a spare init and returns it.
+func waitSpare(t *testing.T, d *Driver) *initProc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		d.spareMu.Lock()
+		p := d.spare
+		d.spareMu.Unlock()
+		if p != nil {
+			return p
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no spare init after 30 s")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func procDir(pid int) string { return "/proc/" + strconv.Itoa(pid) }
