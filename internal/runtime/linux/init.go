@@ -116,6 +116,11 @@ func runInit() error {
 	if err != nil {
 		return err
 	}
+	// A spare init started at a lower priority (spareNice); this thread
+	// becomes the agent, at the normal one.
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, 0); err != nil {
+		return fmt.Errorf("reset priority: %w", err)
+	}
 	// The root is built while the driver wires the network (and, without
 	// CgroupTasks, moves this process into its cgroups): the agent is
 	// executed only after the go-ahead.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"syscall"
 	"time"
 
@@ -75,14 +76,32 @@ func (d *Driver) startInit() (*initProc, error) {
 	return &initProc{cmd: cmd, ctrl: fds[0], status: stR, started: time.Now()}, nil
 }
 
+// spareNice is the nice value a spare starts with: its start shares the
+// CPUs with the sandbox just created (agent and interpreter starting),
+// which goes first.
+const spareNice = 10
+
+// startNiceInit starts an init at spareNice. A thread's nice value is its
+// own and its children inherit it, so the fork happens on a thread set
+// to it, which then ends with its goroutine (locked, never unlocked).
+func (d *Driver) startNiceInit() (*initProc, error) {
+	goruntime.LockOSThread()
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, spareNice); err != nil {
+		d.log.Debug("lower the priority of a spare init", "err", err)
+	}
+	return d.startInit()
+}
+
 // takeInit returns the spare init, or a new one when there is none (or it
-// is too old).
+// is too old). A spare's main thread gets the normal priority back; the
+// thread that executes the agent resets its own (InitMain).
 func (d *Driver) takeInit() (*initProc, error) {
 	d.spareMu.Lock()
 	p := d.spare
 	d.spare = nil
 	d.spareMu.Unlock()
 	if p != nil && time.Since(p.started) < spareMaxAge {
+		_ = unix.Setpriority(unix.PRIO_PROCESS, p.cmd.Process.Pid, 0)
 		return p, nil
 	}
 	if p != nil {
@@ -101,7 +120,7 @@ func (d *Driver) refill() {
 	}
 	d.refilling = true
 	d.refills.Go(func() {
-		p, err := d.startInit()
+		p, err := d.startNiceInit()
 		d.spareMu.Lock()
 		defer d.spareMu.Unlock()
 		d.refilling = false
