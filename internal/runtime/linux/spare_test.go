@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,8 +19,8 @@ func TestSpareInit(t *testing.T) {
 	e.create(t, "spare", nil)
 	p := waitSpare(t, e.d)
 	pid := p.cmd.Process.Pid
-	if _, err := os.Stat(procDir(pid)); err != nil {
-		t.Fatalf("spare init %d: %v", pid, err)
+	if n := niceOf(t, pid, pid); n != strconv.Itoa(spareNice) {
+		t.Errorf("spare init runs at nice %s, want %d", n, spareNice)
 	}
 	// The spare is in none of the sandboxes' cgroups.
 	if ids, err := e.d.List(t.Context()); err != nil || len(ids) != 1 {
@@ -29,6 +30,21 @@ func TestSpareInit(t *testing.T) {
 	second := e.create(t, "spare", nil)
 	if got, err := readPid(e.d.layout(second).pidFile()); err != nil || got != pid {
 		t.Fatalf("second sandbox's init = %d, %v; want the spare %d", got, err, pid)
+	}
+	// The spare started at a lower priority; the agent runs at the normal
+	// one, all its threads.
+	if _, err := runtimetest.Client(e.d, second).Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	tasks, err := os.ReadDir(procDir(pid) + "/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		if n := niceOf(t, pid, tid); n != "0" {
+			t.Errorf("agent thread %d runs at nice %s, want 0", tid, n)
+		}
 	}
 	next := waitSpare(t, e.d).cmd.Process.Pid
 	if err := e.d.Close(); err != nil {
@@ -93,3 +109,19 @@ func waitSpare(t *testing.T, d *Driver) *initProc {
 }
 
 func procDir(pid int) string { return "/proc/" + strconv.Itoa(pid) }
+
+// niceOf returns the nice value of thread tid of process pid.
+func niceOf(t *testing.T, pid, tid int) string {
+	t.Helper()
+	b, err := os.ReadFile(procDir(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: state is the first
+	// (field 3 of proc(5)), nice the 17th (field 19).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 17 {
+		t.Fatalf("stat of %d/%d: %q", pid, tid, b)
+	}
+	return f[16]
+}
