@@ -2,17 +2,19 @@
 // machine with Linux namespaces, cgroups, overlayfs, capabilities and
 // seccomp.
 //
-// Create re-executes the sdbx binary as "sdbx __init" (InitMain) in new
-// mount, pid, network, uts and ipc namespaces, after putting it into the
-// sandbox's cgroups. Init builds the root file system (a tmpfs or an
-// overlay, the template's overlays, /workspace, /tmp, a fresh /proc with
+// Create hands the sandbox to an "sdbx __init" process (InitMain) that
+// runs in new mount, pid, network, uts and ipc namespaces, started ahead
+// of time (spare.go) or then. Init moves itself into the sandbox's cgroups
+// (v1; on v2 the driver moves it), builds the root file system (a tmpfs or
+// an overlay, the template's overlays, /workspace, /tmp, a fresh /proc with
 // host-revealing files masked, a minimal /dev), pivots into it, drops every
 // capability, sets no_new_privs, installs a seccomp deny-list and executes
 // the agent ("/.sdbx/sdbx agent --listen-fd 3"), which becomes the
 // sandbox's PID 1 and serves the agent protocol on a unix socket that the
 // driver created at <StateDir>/<id>/agent.sock. With Config.Network, a
 // sandbox whose Spec.Network allows egress gets its link and rules
-// (package network) before init is let go, so its first command has them.
+// (package network) while init sets up, before Create returns, so its
+// first command has them.
 //
 // Everything the driver needs later lives on disk or in cgroupfs, so a
 // restarted server finds, stops and deletes sandboxes that an earlier
