@@ -100,7 +100,7 @@ func (d *Driver) takeInit() (*initProc, error) {
 	p := d.spare
 	d.spare = nil
 	d.spareMu.Unlock()
-	if p != nil && time.Since(p.started) < spareMaxAge {
+	if p != nil && time.Since(p.started) < spareMaxAge && p.waiting() {
 		_ = unix.Setpriority(unix.PRIO_PROCESS, p.cmd.Process.Pid, 0)
 		return p, nil
 	}
@@ -158,11 +158,16 @@ func (p *initProc) kill() {
 }
 
 func (p *initProc) closeFDs() {
-	if p.ctrl >= 0 {
-		unix.Close(p.ctrl)
-		p.ctrl = -1
-	}
+	p.endControl()
 	p.status.Close()
+}
+
+// waiting reports whether the init still holds its end of the control
+// socket (a spare that died, killed by someone, would fail its Create).
+func (p *initProc) waiting() bool {
+	fds := []unix.PollFd{{Fd: int32(p.ctrl), Events: unix.POLLOUT}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 1 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) == 0
 }
 
 // send sends one message on the control socket, with descriptors.

@@ -63,6 +63,26 @@ func TestSpareInit(t *testing.T) {
 	}
 }
 
+// A spare that died is not used: the next Create starts its own init.
+func TestSpareInitDied(t *testing.T) {
+	e := newTestEnv(t)
+	e.create(t, "spare", nil)
+	p := waitSpare(t, e.d)
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Killed, not yet reaped: its control socket is closed.
+	deadline := time.Now().Add(10 * time.Second)
+	for p.waiting() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	id := e.create(t, "spare", nil)
+	if got, err := readPid(e.d.layout(id).pidFile()); err != nil || got == p.cmd.Process.Pid {
+		t.Fatalf("init of the sandbox = %d, %v; the dead spare was %d", got, err, p.cmd.Process.Pid)
+	}
+	runtimetest.MustExec(t, e.d, id, "true")
+}
+
 // An init whose driver went away (EOF on its control socket before any
 // config) exits.
 func TestSpareInitExitsWithoutDriver(t *testing.T) {
