@@ -98,7 +98,8 @@ type Driver struct {
 	// spareMu guards spare (an init started ahead of the next Create, nil
 	// when none is ready), refilling (one is being started) and closed
 	// (Close was called: no more spares). refills counts the goroutines
-	// that start spares.
+	// that start and renew spares; a spare is renewed after spareAge.
+	spareAge  time.Duration
 	spareMu   sync.Mutex
 	spare     *initProc
 	refilling bool
@@ -169,7 +170,7 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("linux runtime: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	d := &Driver{cfg: cfg, log: log, cg: cg, diskErr: errors.New("no disk pool is configured")}
+	d := &Driver{cfg: cfg, log: log, cg: cg, diskErr: errors.New("no disk pool is configured"), spareAge: spareMaxAge}
 	if cfg.Disk.Image != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 		defer cancel()

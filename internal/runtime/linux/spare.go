@@ -22,15 +22,17 @@ import (
 // a sandbox's; when the server goes, its control socket reaches EOF and
 // it exits.
 type initProc struct {
-	cmd     *exec.Cmd
-	ctrl    int      // the driver's end of the control socket (init's configFD)
-	status  *os.File // read end of the status pipe (init's statusFD)
-	started time.Time
+	cmd    *exec.Cmd
+	ctrl   int      // the driver's end of the control socket (init's configFD)
+	status *os.File // read end of the status pipe (init's statusFD)
+	// renew replaces the spare when it gets old (nil once taken).
+	renew *time.Timer
 }
 
-// spareMaxAge bounds how old a spare may be when it is taken: its mount
-// namespace is a copy of the host's from when it started.
-const spareMaxAge = 30 * time.Second
+// spareMaxAge is how long a spare waits before it is replaced: its mount
+// namespace is a copy of the host's from when it started (the host's
+// mounts may be private, so later ones don't reach it).
+const spareMaxAge = time.Minute
 
 // startInit starts an init process. It is not reaped until it is taken
 // (start) or killed (kill).
@@ -73,7 +75,7 @@ func (d *Driver) startInit() (*initProc, error) {
 		stR.Close()
 		return nil, fmt.Errorf("run init: %w", err)
 	}
-	return &initProc{cmd: cmd, ctrl: fds[0], status: stR, started: time.Now()}, nil
+	return &initProc{cmd: cmd, ctrl: fds[0], status: stR}, nil
 }
 
 // spareNice is the nice value a spare starts with: its start shares the
@@ -93,14 +95,11 @@ func (d *Driver) startNiceInit() (*initProc, error) {
 }
 
 // takeInit returns the spare init, or a new one when there is none (or it
-// is too old). A spare's main thread gets the normal priority back; the
-// thread that executes the agent resets its own (InitMain).
+// died). A spare's main thread gets the normal priority back; the thread
+// that executes the agent resets its own (InitMain).
 func (d *Driver) takeInit() (*initProc, error) {
-	d.spareMu.Lock()
-	p := d.spare
-	d.spare = nil
-	d.spareMu.Unlock()
-	if p != nil && time.Since(p.started) < spareMaxAge && p.waiting() {
+	p := d.takeSpare(nil)
+	if p != nil && p.waiting() {
 		_ = unix.Setpriority(unix.PRIO_PROCESS, p.cmd.Process.Pid, 0)
 		return p, nil
 	}
@@ -108,6 +107,38 @@ func (d *Driver) takeInit() (*initProc, error) {
 		p.kill()
 	}
 	return d.startInit()
+}
+
+// takeSpare removes the spare from the driver and returns it: any spare,
+// or only want when it is not nil.
+func (d *Driver) takeSpare(want *initProc) *initProc {
+	d.spareMu.Lock()
+	defer d.spareMu.Unlock()
+	p := d.spare
+	if p == nil || (want != nil && p != want) {
+		return nil
+	}
+	d.spare = nil
+	// A renewal already under way finds the spare gone.
+	p.renew.Stop()
+	return p
+}
+
+// renewSpare replaces spare p, which got old, unless it was taken.
+func (d *Driver) renewSpare(p *initProc) {
+	d.spareMu.Lock()
+	if d.closed {
+		d.spareMu.Unlock()
+		return
+	}
+	// Counted before closeSpare can wait (it sets closed first).
+	d.refills.Add(1)
+	d.spareMu.Unlock()
+	defer d.refills.Done()
+	if d.takeSpare(p) != nil {
+		p.kill()
+		d.refill()
+	}
 }
 
 // refill starts a spare init in the background unless one is there or
@@ -131,6 +162,7 @@ func (d *Driver) refill() {
 			p.kill()
 		default:
 			d.spare = p
+			p.renew = time.AfterFunc(d.spareAge, func() { d.renewSpare(p) })
 		}
 	})
 }
@@ -140,11 +172,9 @@ func (d *Driver) refill() {
 func (d *Driver) closeSpare() {
 	d.spareMu.Lock()
 	d.closed = true
-	p := d.spare
-	d.spare = nil
 	d.spareMu.Unlock()
 	d.refills.Wait()
-	if p != nil {
+	if p := d.takeSpare(nil); p != nil {
 		p.kill()
 	}
 }

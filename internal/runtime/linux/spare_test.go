@@ -83,6 +83,32 @@ func TestSpareInitDied(t *testing.T) {
 	runtimetest.MustExec(t, e.d, id, "true")
 }
 
+// A spare that waited spareAge is replaced by a new one.
+func TestSpareInitRenewed(t *testing.T) {
+	e := newTestEnv(t)
+	e.d.spareAge = 100 * time.Millisecond
+	e.create(t, "spare", nil)
+	old := waitSpare(t, e.d)
+	oldPid := old.cmd.Process.Pid
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		e.d.spareMu.Lock()
+		p := e.d.spare
+		e.d.spareMu.Unlock()
+		if p != nil && p != old {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the spare was not renewed in 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := os.Stat(procDir(oldPid)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the old spare %d is still there: %v", oldPid, err)
+	}
+	runtimetest.MustExec(t, e.d, e.create(t, "spare", nil), "true")
+}
+
 // An init whose driver went away (EOF on its control socket before any
 // config) exits.
 func TestSpareInitExitsWithoutDriver(t *testing.T) {
