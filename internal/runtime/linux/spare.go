@@ -152,17 +152,19 @@ func (d *Driver) refill() {
 	d.refilling = true
 	d.refills.Go(func() {
 		p, err := d.startNiceInit()
-		d.spareMu.Lock()
-		defer d.spareMu.Unlock()
-		d.refilling = false
-		switch {
-		case err != nil:
+		if err != nil {
 			d.log.Warn("start a spare sandbox init", "err", err)
-		case d.closed:
-			p.kill()
-		default:
+		}
+		d.spareMu.Lock()
+		d.refilling = false
+		keep := err == nil && !d.closed
+		if keep {
 			d.spare = p
 			p.renew = time.AfterFunc(d.spareAge, func() { d.renewSpare(p) })
+		}
+		d.spareMu.Unlock()
+		if err == nil && !keep {
+			p.kill()
 		}
 	})
 }
