@@ -26,6 +26,12 @@ type cgroups interface {
 	Create(ctx context.Context, id string, res runtime.Resources) error
 	// Add moves a process (all its threads) into the sandbox's cgroups.
 	Add(id string, pid int) error
+	// SelfMove returns the files a thread writes "0" to in order to move
+	// itself (only the calling thread) into the sandbox's cgroups, or nil
+	// when processes are moved with Add only. A v1 hierarchy moves the
+	// writing thread without the global lock that Add's whole-process
+	// move takes, whose RCU grace period costs milliseconds per create.
+	SelfMove(id string) []string
 	// Procs lists the processes in the sandbox's cgroup; none when the
 	// cgroup does not exist.
 	Procs(id string) ([]int, error)
@@ -175,6 +181,14 @@ func (g *cgroupV1) Add(id string, pid int) error {
 		}
 	}
 	return nil
+}
+
+func (g *cgroupV1) SelfMove(id string) []string {
+	files := make([]string, 0, len(g.parents))
+	for ctrl := range g.parents {
+		files = append(files, filepath.Join(g.dir(ctrl, id), "tasks"))
+	}
+	return files
 }
 
 func (g *cgroupV1) Procs(id string) ([]int, error) { return readProcs(g.procsDir(id)) }
@@ -347,6 +361,10 @@ func (g *cgroupV2) Add(id string, pid int) error {
 	}
 	return nil
 }
+
+// SelfMove is nil: in the unified hierarchy a thread alone can't move
+// out of its process's cgroup (threaded mode aside), so Add moves init.
+func (g *cgroupV2) SelfMove(string) []string { return nil }
 
 func (g *cgroupV2) Procs(id string) ([]int, error) { return readProcs(g.path(id)) }
 

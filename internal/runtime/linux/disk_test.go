@@ -15,23 +15,27 @@ import (
 )
 
 // newDiskEnv is newTestEnv with a 1 GiB disk pool, unmounted at the end.
-func newDiskEnv(t testing.TB) *testEnv {
+func newDiskEnv(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
-	e := newTestEnv(t, func(t testing.TB, data string, cfg *Config) func(*Driver) {
-		cfg.Disk = DiskPool{Image: filepath.Join(data, "sandboxes.img"), SizeMB: 1024}
-		stateDir := cfg.StateDir
-		return func(d *Driver) {
-			// removeAll has closed d.
-			if isBtrfsMount(stateDir) {
-				t.Errorf("the disk pool is still mounted after Close with no sandbox left")
-				unix.Unmount(stateDir, unix.MNT_DETACH)
-			}
-		}
-	})
+	e := newTestEnv(t, append(opts, withDiskPool)...)
 	if err := e.d.DiskQuota(); err != nil {
 		t.Fatalf("DiskQuota: %v (is btrfs-progs installed?)", err)
 	}
 	return e
+}
+
+// withDiskPool gives the test driver a disk pool in the test's data dir,
+// checked to be unmounted at the end.
+func withDiskPool(t testing.TB, data string, cfg *Config) func(*Driver) {
+	cfg.Disk = DiskPool{Image: filepath.Join(data, "sandboxes.img"), SizeMB: 1024}
+	stateDir := cfg.StateDir
+	return func(d *Driver) {
+		// removeAll has closed d.
+		if isBtrfsMount(stateDir) {
+			t.Errorf("the disk pool is still mounted after Close with no sandbox left")
+			unix.Unmount(stateDir, unix.MNT_DETACH)
+		}
+	}
 }
 
 // allocated is how many bytes of the host's disk a file takes.

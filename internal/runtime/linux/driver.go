@@ -2,17 +2,19 @@
 // machine with Linux namespaces, cgroups, overlayfs, capabilities and
 // seccomp.
 //
-// Create re-executes the sdbx binary as "sdbx __init" (InitMain) in new
-// mount, pid, network, uts and ipc namespaces, after putting it into the
-// sandbox's cgroups. Init builds the root file system (a tmpfs or an
-// overlay, the template's overlays, /workspace, /tmp, a fresh /proc with
+// Create hands the sandbox to an "sdbx __init" process (InitMain) that
+// runs in new mount, pid, network, uts and ipc namespaces, started ahead
+// of time (spare.go) or then. Init moves itself into the sandbox's cgroups
+// (v1; on v2 the driver moves it), builds the root file system (a tmpfs or
+// an overlay, the template's overlays, /workspace, /tmp, a fresh /proc with
 // host-revealing files masked, a minimal /dev), pivots into it, drops every
 // capability, sets no_new_privs, installs a seccomp deny-list and executes
 // the agent ("/.sdbx/sdbx agent --listen-fd 3"), which becomes the
 // sandbox's PID 1 and serves the agent protocol on a unix socket that the
 // driver created at <StateDir>/<id>/agent.sock. With Config.Network, a
 // sandbox whose Spec.Network allows egress gets its link and rules
-// (package network) before init is let go, so its first command has them.
+// (package network) while init sets up, before Create returns, so its
+// first command has them.
 //
 // Everything the driver needs later lives on disk or in cgroupfs, so a
 // restarted server finds, stops and deletes sandboxes that an earlier
@@ -92,6 +94,17 @@ type Driver struct {
 	// are off, and then diskErr says why.
 	disk    *diskPool
 	diskErr error
+
+	// spareMu guards spare (an init started ahead of the next Create, nil
+	// when none is ready), refilling (one is being started) and closed
+	// (Close was called: no more spares). refills counts the goroutines
+	// that start and renew spares; a spare is renewed after spareAge.
+	spareAge  time.Duration
+	spareMu   sync.Mutex
+	spare     *initProc
+	refilling bool
+	closed    bool
+	refills   sync.WaitGroup
 }
 
 var (
@@ -157,7 +170,7 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("linux runtime: %v: %w", err, errdefs.ErrUnavailable)
 	}
-	d := &Driver{cfg: cfg, log: log, cg: cg, diskErr: errors.New("no disk pool is configured")}
+	d := &Driver{cfg: cfg, log: log, cg: cg, diskErr: errors.New("no disk pool is configured"), spareAge: spareMaxAge}
 	if cfg.Disk.Image != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 		defer cancel()
@@ -186,6 +199,7 @@ func (d *Driver) DiskQuota() error {
 // sandboxes keep both for the next server; a later Create makes the
 // parents again).
 func (d *Driver) Close() error {
+	d.closeSpare()
 	var errs []error
 	switch ids, err := d.List(context.Background()); {
 	case err != nil:
@@ -275,16 +289,27 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
 			d.log.Error("clean up after failed create", "sandbox_id", id, "err", derr)
 		}
 	}()
-	if err := l.prepare(spec); err != nil {
-		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	// The cgroups are made while the files are: each waits on the kernel.
+	cgDone := make(chan error, 1)
+	go func() {
+		// A cgroup without a state directory is what a crash between the
+		// two left behind: empty it before reuse.
+		if err := d.cg.Kill(ctx, id); err != nil {
+			cgDone <- fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
+			return
+		}
+		if err := d.cg.Create(ctx, id, spec.Resources); err != nil {
+			cgDone <- fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+			return
+		}
+		cgDone <- nil
+	}()
+	perr := l.prepare(spec)
+	if err := <-cgDone; err != nil {
+		return err
 	}
-	// A cgroup without a state directory is what a crash between the two
-	// left behind: empty it before reuse.
-	if err := d.cg.Kill(ctx, id); err != nil {
-		return fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
-	}
-	if err := d.cg.Create(ctx, id, spec.Resources); err != nil {
-		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	if perr != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, perr, errdefs.ErrInternal)
 	}
 	return d.start(ctx, id, l, spec)
 }

@@ -297,6 +297,7 @@ func TestCreateFailureLeavesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer d.Close() // its spare init
 			id := runtimetest.NewID(t, "fail")
 			spec := runtimetest.HostSpec(id, e.etc)
 			if tc.mut != nil {
@@ -335,6 +336,7 @@ func TestCreateTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer d.Close() // its spare init
 	id := runtimetest.NewID(t, "slow")
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()

@@ -2,9 +2,10 @@ package linux
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"syscall"
 
@@ -15,19 +16,26 @@ import (
 // starts "<Exe> __init"; cmd/sdbx dispatches it.
 const InitVerb = "__init"
 
-// File descriptors the driver hands to init (os/exec ExtraFiles start at 3).
+// File descriptors of init (os/exec ExtraFiles start at 3).
 const (
-	// listenFD is the agent's listening unix socket; it stays open across
-	// the exec so the agent serves on it (sdbx agent --listen-fd 3).
+	// listenFD is the agent's listening unix socket, which init receives
+	// with its config; it stays open across the exec so the agent serves
+	// on it (sdbx agent --listen-fd 3). Closed when init starts.
 	listenFD = 3
-	// configFD carries the initConfig as JSON. The driver writes it only
-	// after the process is in its cgroups, so EOF on it is also the
-	// go-ahead.
+	// configFD is init's end of the control socket (SOCK_SEQPACKET). Its
+	// first message is the initConfig as JSON, with two descriptors: the
+	// listener and the log file (which becomes stdout and stderr). The
+	// second is the go-ahead byte, sent at once when init moves itself
+	// into its cgroups, else once the driver has moved it; then EOF. EOF
+	// without it (the server died) makes init give up.
 	configFD = 4
 	// statusFD gets an error message when setup fails. It is close-on-exec,
 	// so EOF without a message means the agent was executed.
 	statusFD = 5
 )
+
+// maxConfig bounds the config message.
+const maxConfig = 1 << 20
 
 // Paths inside the sandbox.
 const (
@@ -62,7 +70,15 @@ type initConfig struct {
 	// ResolvConf, when set, is the host file bound read-only at
 	// /etc/resolv.conf (the driver rewrites it when the policy changes).
 	ResolvConf string `json:"resolvConf,omitempty"`
+	// CgroupTasks, when set, are the files init's thread writes "0" to
+	// in order to move itself into the sandbox's cgroups (cgroups.SelfMove):
+	// the thread that executes the agent, so the agent is all in them.
+	CgroupTasks []string `json:"cgroupTasks,omitempty"`
 }
+
+// goAhead is the byte the driver sends on the config pipe when init may
+// execute the agent.
+const goAhead = 'g'
 
 // overlayMount is one overlayfs mount with its per-sandbox directories.
 type overlayMount struct {
@@ -81,7 +97,7 @@ func InitMain(args []string) int {
 	// Capabilities, no_new_privs, seccomp and unshare act on the calling
 	// thread: everything from here to the exec must run on this one.
 	goruntime.LockOSThread()
-	for _, fd := range []int{listenFD, configFD, statusFD} {
+	for _, fd := range []int{configFD, statusFD} {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || len(args) != 0 {
 			fmt.Fprintln(os.Stderr, "sdbx __init: internal command, started by the sdbx server")
 			return 2
@@ -96,26 +112,20 @@ func InitMain(args []string) int {
 
 // runInit returns only on failure.
 func runInit() error {
-	cfgFile := os.NewFile(configFD, "config")
-	if cfgFile == nil {
-		return fmt.Errorf("config pipe (fd %d) missing", configFD)
-	}
-	// Blocks until the driver has put this process into its cgroups.
-	b, err := io.ReadAll(cfgFile)
-	cfgFile.Close()
+	cfg, err := readConfig(configFD)
 	if err != nil {
-		return fmt.Errorf("read config: %w", err)
+		return err
 	}
-	var cfg initConfig
-	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("decode config: %w", err)
+	// A spare init started at a lower priority (spareNice); this thread
+	// becomes the agent, at the normal one.
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, 0); err != nil {
+		return fmt.Errorf("reset priority: %w", err)
 	}
-	// Now that the process sits in its own cgroups, a cgroup namespace
-	// rooted there hides the host's cgroup paths (/proc/self/cgroup shows
-	// "/"). Done before this, the namespace root would be the server's
-	// cgroup.
-	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-		return fmt.Errorf("unshare cgroup namespace: %w", err)
+	// The root is built while the driver wires the network (and, without
+	// CgroupTasks, moves this process into its cgroups): the agent is
+	// executed only after the go-ahead.
+	if err := moveSelf(cfg.CgroupTasks); err != nil {
+		return err
 	}
 	// Device nodes and mount points get exactly the modes asked for.
 	unix.Umask(0)
@@ -135,6 +145,16 @@ func runInit() error {
 	if err := os.Chdir(workspacePath); err != nil {
 		return fmt.Errorf("chdir %s: %w", workspacePath, err)
 	}
+	if err := awaitGoAhead(configFD); err != nil {
+		return err
+	}
+	// Now that the process sits in its own cgroups, a cgroup namespace
+	// rooted there hides the host's cgroup paths (/proc/self/cgroup shows
+	// "/"). Done before this, the namespace root would be the server's
+	// cgroup.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("unshare cgroup namespace: %w", err)
+	}
 	// Every inherited or Go-runtime descriptor except stdio and the
 	// listener closes on exec (the status pipe too: that is how the driver
 	// learns that the exec happened).
@@ -150,6 +170,87 @@ func runInit() error {
 	}
 	err = syscall.Exec(agentPath, argv, cfg.Env)
 	return fmt.Errorf("exec agent: %w", err)
+}
+
+// moveSelf moves the calling thread into the sandbox's cgroups by writing
+// "0" to each of files (v1 tasks files). Only this thread moves; it is
+// the one that executes the agent (InitMain locked it), and exec leaves
+// the agent with this thread alone, so the whole agent sits in them.
+func moveSelf(files []string) error {
+	for _, f := range files {
+		if err := writeFile(f, "0"); err != nil {
+			return fmt.Errorf("move into cgroup %s: %w", filepath.Dir(f), err)
+		}
+	}
+	return nil
+}
+
+// readConfig receives the config message: the JSON initConfig with the
+// listener, placed at listenFD, and the log file, placed at stdout and
+// stderr. It blocks until the driver has a sandbox for this init.
+func readConfig(ctrl int) (initConfig, error) {
+	var cfg initConfig
+	buf := make([]byte, maxConfig)
+	oob := make([]byte, unix.CmsgSpace(2*4))
+	n, oobn, flags, _, err := unix.Recvmsg(ctrl, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	for errors.Is(err, unix.EINTR) {
+		n, oobn, flags, _, err = unix.Recvmsg(ctrl, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if n == 0 {
+		return cfg, errors.New("read config: the driver closed the control socket")
+	}
+	if flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 {
+		return cfg, errors.New("read config: message truncated")
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return cfg, fmt.Errorf("read config: want one control message with the descriptors (%d, %v)", len(msgs), err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 2 {
+		return cfg, fmt.Errorf("read config: want the listener and the log file (%d descriptors, %v)", len(fds), err)
+	}
+	// dup3 without O_CLOEXEC: the agent inherits these.
+	for _, m := range [][2]int{{fds[0], listenFD}, {fds[1], 1}, {fds[1], 2}} {
+		if err := unix.Dup3(m[0], m[1], 0); err != nil {
+			return cfg, fmt.Errorf("place descriptor %d: %w", m[1], err)
+		}
+	}
+	unix.Close(fds[0])
+	unix.Close(fds[1])
+	if err := json.Unmarshal(buf[:n], &cfg); err != nil {
+		return cfg, fmt.Errorf("decode config: %w", err)
+	}
+	return cfg, nil
+}
+
+// awaitGoAhead reads the rest of the control socket: the go-ahead byte,
+// then EOF. Anything else (EOF alone: the driver died) is an error.
+func awaitGoAhead(ctrl int) error {
+	var got []byte
+	buf := make([]byte, 16)
+	for {
+		n, err := unix.Read(ctrl, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for the go-ahead: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if got = append(got, buf[:n]...); len(got) > 1 {
+			break
+		}
+	}
+	if string(got) != string(rune(goAhead)) {
+		return fmt.Errorf("no go-ahead from the driver (got %q)", got)
+	}
+	return nil
 }
 
 // loopbackUp brings up lo, the only interface of the new network namespace.

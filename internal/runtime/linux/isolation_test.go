@@ -554,3 +554,62 @@ func oomKills(t *testing.T, d *Driver, id string) int {
 	t.Fatalf("no oom_kill in %s: %s", file, b)
 	return 0
 }
+
+// Every thread of the agent sits in each of the sandbox's cgroups, seen
+// from the host: init moves its own thread (v1) or the driver moves it.
+func TestCgroupPlacement(t *testing.T) {
+	e := newTestEnv(t)
+	id := e.create(t, "cg", nil)
+	// Once it answers, the agent has started its threads.
+	if _, err := runtimetest.Client(e.d, id).Ping(t.Context()); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	pid, err := readPid(e.d.layout(id).pidFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctrls []string
+	switch g := e.d.cg.(type) {
+	case *cgroupV1:
+		for c := range g.parents {
+			ctrls = append(ctrls, c)
+		}
+	case *cgroupV2:
+		ctrls = []string{""}
+	}
+	want := "/" + e.d.cfg.CgroupParent + "/" + id
+	// An agent outside its cgroups survives Delete: kill it here.
+	defer func() {
+		if t.Failed() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) < 2 {
+		t.Fatalf("the agent has %d threads; want its reserve too", len(tasks))
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/cgroup", pid, task.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ctrl := range ctrls {
+			found := false
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				f := strings.SplitN(line, ":", 3)
+				if len(f) == 3 && slices.Contains(strings.Split(f[1], ","), ctrl) {
+					found = true
+					if f[2] != want {
+						t.Errorf("thread %s of the agent: %s cgroup %s, want %s", task.Name(), ctrl, f[2], want)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("thread %s of the agent: no %q cgroup in %q", task.Name(), ctrl, b)
+			}
+		}
+	}
+}

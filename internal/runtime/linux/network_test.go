@@ -23,27 +23,33 @@ import (
 func newNetEnv(t testing.TB) (*testEnv, *network.Manager) {
 	t.Helper()
 	var nm *network.Manager
-	e := newTestEnv(t, func(t testing.TB, data string, cfg *Config) func(*Driver) {
+	e := newTestEnv(t, withNetwork(&nm))
+	return e, nm
+}
+
+// withNetwork gives the test driver a network manager of its own, stored
+// in *nm, closed and checked for leftovers at the end.
+func withNetwork(nm **network.Manager) envOption {
+	return func(t testing.TB, data string, cfg *Config) func(*Driver) {
 		// A pool of its own keeps parallel test servers from sharing routes.
-		var err error
-		nm, err = network.New(t.Context(), network.Config{Tag: network.Tag(data), CIDR: netip.MustParsePrefix("10.214.0.0/16")})
+		m, err := network.New(t.Context(), network.Config{Tag: network.Tag(data), CIDR: netip.MustParsePrefix("10.214.0.0/16")})
 		if err != nil {
 			t.Fatalf("network.New: %v", err)
 		}
+		*nm = m
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- nm.Run(ctx) }()
-		cfg.Network = nm
+		go func() { done <- m.Run(ctx) }()
+		cfg.Network = m
 		return func(*Driver) {
 			cancel()
 			<-done
-			if err := nm.Close(); err != nil {
+			if err := m.Close(); err != nil {
 				t.Errorf("network Close: %v", err)
 			}
-			assertNoNetworkLeft(t, nm)
+			assertNoNetworkLeft(t, m)
 		}
-	})
-	return e, nm
+	}
 }
 
 // assertNoNetworkLeft fails when a link, a sandbox chain or the table of

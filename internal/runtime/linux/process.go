@@ -10,7 +10,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -59,9 +58,19 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		TmpMB:     spec.Resources.MemoryMB,
 		Env:       []string{"PATH=" + agentPATH, "HOME=/root", "HOSTNAME=" + id, "LANG=C.UTF-8"},
 		Procs:     agentProcs(spec.Resources.CPU),
+		// Init's thread moves itself when the hierarchy lets it; otherwise
+		// the driver moves init with Add below.
+		CgroupTasks: d.cg.SelfMove(id),
 	}
 	if d.cfg.Network != nil {
 		cfg.ResolvConf = l.resolvConf()
+		// Init binds it while the driver wires the network, which then
+		// writes its content in place (see applyNetwork).
+		f, err := os.OpenFile(cfg.ResolvConf, os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return fail(fmt.Errorf("create resolv.conf: %v: %w", err, errdefs.ErrInternal))
+		}
+		f.Close()
 	}
 	for i, o := range spec.Overlays {
 		cfg.Overlays = append(cfg.Overlays, overlayMount{Target: o.Target, Lower: o.Lower, Upper: l.upper(i), Work: l.work(i)})
@@ -72,70 +81,37 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 	}
 
 	// The driver owns the listening socket: it is listening before init
-	// starts, so connections made as soon as Create returns wait in the
+	// gets it, so connections made as soon as Create returns wait in the
 	// backlog until the agent accepts them.
 	_ = os.Remove(l.socket())
 	lnFile, err := listenUnix(l.socket())
 	if err != nil {
 		return fail(fmt.Errorf("listen on agent socket: %v: %w", err, errdefs.ErrInternal))
 	}
-	cfgR, cfgW, err := os.Pipe()
-	if err != nil {
-		lnFile.Close()
-		return fail(fmt.Errorf("config pipe: %v: %w", err, errdefs.ErrInternal))
-	}
-	stR, stW, err := os.Pipe()
-	if err != nil {
-		lnFile.Close()
-		cfgR.Close()
-		cfgW.Close()
-		return fail(fmt.Errorf("status pipe: %v: %w", err, errdefs.ErrInternal))
-	}
-	defer cfgW.Close()
-	defer stR.Close()
+	defer lnFile.Close()
 	logf, err := os.OpenFile(l.logFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		lnFile.Close()
-		cfgR.Close()
-		stW.Close()
+		_ = os.Remove(l.socket())
 		return fail(fmt.Errorf("open init log: %v: %w", err, errdefs.ErrInternal))
 	}
-	cmd := &exec.Cmd{
-		Path:       d.cfg.Exe,
-		Args:       []string{"sdbx", InitVerb},
-		Env:        []string{}, // nothing of the server's environment
-		Dir:        "/",
-		Stdout:     logf,
-		Stderr:     logf,
-		ExtraFiles: []*os.File{lnFile, cfgR, stW}, // fds 3, 4, 5
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: cloneFlags,
-			// A session of its own keeps a terminal's ^C or hang-up for the
-			// server away from the sandbox. No Pdeathsig: sandboxes outlive
-			// the server that started them.
-			Setsid: true,
-		},
-	}
-	err = cmd.Start()
-	// The child has its copies; the server must not keep the listener (a
-	// dead sandbox must refuse connections) nor the pipes' far ends (EOF).
-	lnFile.Close()
-	cfgR.Close()
-	stW.Close()
-	logf.Close()
+	defer logf.Close()
+	p, err := d.takeInit()
 	if err != nil {
 		_ = os.Remove(l.socket())
-		return fail(fmt.Errorf("run init: %v: %w", err, errdefs.ErrInternal))
+		return fail(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
 	}
+	defer p.closeFDs()
+	// The next Create's init starts while this one finishes.
+	defer d.refill()
 
 	exited := make(chan struct{})
 	d.reapers.Go(func() {
-		werr := cmd.Wait()
+		werr := p.cmd.Wait()
 		d.log.Debug("sandbox init exited", "sandbox_id", id, "status", werr)
 		close(exited)
 	})
 	abort := func(err error) error {
-		_ = cmd.Process.Kill()
+		_ = p.cmd.Process.Kill()
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 		defer cancel()
 		if kerr := d.cg.Kill(kctx, id); kerr != nil {
@@ -149,25 +125,36 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		return fail(err)
 	}
 
-	pid := cmd.Process.Pid
-	if err := d.cg.Add(id, pid); err != nil {
-		return abort(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
+	// Init builds the sandbox's root as soon as it has its config (with
+	// the listener and its log file) and executes the agent after the
+	// go-ahead, which only waits for init to sit in its cgroups: it moves
+	// itself there (v1), or the driver moves it first. The network is
+	// wired meanwhile; Create returns once both are done, so the
+	// sandbox's first command has its link.
+	if err := p.send(payload, int(lnFile.Fd()), int(logf.Fd())); err != nil {
+		return abort(fmt.Errorf("send init config: %v: %w", err, errdefs.ErrInternal))
 	}
+	// The server must not keep the listener: a dead sandbox must refuse
+	// connections.
+	lnFile.Close()
+	logf.Close()
+	pid := p.cmd.Process.Pid
+	if cfg.CgroupTasks == nil {
+		if err := d.cg.Add(id, pid); err != nil {
+			return abort(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
+		}
+	}
+	if err := p.send([]byte{goAhead}); err != nil {
+		return abort(fmt.Errorf("send go-ahead to init: %v: %w", err, errdefs.ErrInternal))
+	}
+	p.endControl()
 	if err := os.WriteFile(l.pidFile(), []byte(strconv.Itoa(pid)+"\n"), 0o600); err != nil {
 		return abort(fmt.Errorf("write pid file: %v: %w", err, errdefs.ErrInternal))
 	}
-	// The link is up before the agent runs, so the sandbox's first command
-	// has its network.
 	if err := d.applyNetwork(ctx, id, pid, l, spec.Network); err != nil {
 		return abort(err)
 	}
-	// The config doubles as the go-ahead: init reads it to EOF, and only
-	// then unshares its cgroup namespace (rooted where it now is).
-	if _, err := cfgW.Write(payload); err != nil {
-		return abort(fmt.Errorf("send init config: %v: %w", err, errdefs.ErrInternal))
-	}
-	cfgW.Close()
-	msg, err := readStatus(ctx, stR)
+	msg, err := readStatus(ctx, p.status)
 	if err != nil {
 		return abort(kindOf(ctx, fmt.Errorf("wait for init: %w", err)))
 	}
