@@ -193,10 +193,22 @@ func (s *Service) refill(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.pool.kick:
+			// A claim woke us, and its first requests are being served
+			// now: let them have the CPUs before a new sandbox and its
+			// interpreter start (nobody waits for the refill).
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(refillSettle):
+			}
 		case <-retry.C:
 		}
 	}
 }
+
+// refillSettle is how long the pool waits after a claim before it starts
+// refilling.
+const refillSettle = 30 * time.Millisecond
 
 func (s *Service) fillOne(ctx context.Context, templateID string) error {
 	tmpl, err := s.templates.Get(templateID)
