@@ -136,8 +136,8 @@ func (h *harness) coldServer(ctx context.Context) (report.Row, error) {
 	us := func(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 	h.add(report.Row{Section: secTput, Name: fmt.Sprintf("sdbx runCode/s, %d sandboxes × %d HTTP clients, %s", h.p.tputSandboxes, h.p.tputClients, h.p.tputFor),
 		Unit: "runCode/s", Value: tp.Rate, Target: 5000, Label: "throughput, runCode/s",
-		Note: fmt.Sprintf("load generator on the same %d cores; CPU per run: load generator %s, server %s, sandboxes (agents + interpreters) %s",
-			numCPU(), us(tp.CPU.Client), us(tp.CPU.Server), us(tp.CPU.Sandboxes)),
+		Note: fmt.Sprintf("load generator on the same %d cores; CPU per run: load generator %s, server %s, sandboxes (agents + interpreters) %s, the rest of the host %s; started after %s of waiting for a quiet host",
+			numCPU(), us(tp.CPU.Client), us(tp.CPU.Server), us(tp.CPU.Sandboxes), us(tp.CPU.Others), tp.Settled.Round(100*time.Millisecond)),
 		Alone: alone})
 	if sdbxCPU := tp.CPU.Server + tp.CPU.Sandboxes; sdbxCPU > 0 {
 		h.add(report.Row{Section: secTput, Name: fmt.Sprintf("runCode/s that %d cores allow sdbx (no load generator)", numCPU()), Unit: "runCode/s",

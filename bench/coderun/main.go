@@ -98,8 +98,9 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("throughput: %w", err)
 		}
 		fmt.Printf("sdbx throughput: %.0f runCode/s (`x += 1`, %d sandboxes × 4 clients over HTTP, 10 s)\n", tp.Rate, o.tput)
-		fmt.Printf("CPU per runCode: load generator %s, server %s, sandboxes (agents + interpreters) %s\n",
-			tp.CPU.Client.Round(time.Microsecond), tp.CPU.Server.Round(time.Microsecond), tp.CPU.Sandboxes.Round(time.Microsecond))
+		fmt.Printf("CPU per runCode: load generator %s, server %s, sandboxes (agents + interpreters) %s, rest of the host %s (after %s waiting for a quiet host)\n",
+			tp.CPU.Client.Round(time.Microsecond), tp.CPU.Server.Round(time.Microsecond), tp.CPU.Sandboxes.Round(time.Microsecond),
+			tp.CPU.Others.Round(time.Microsecond), tp.Settled.Round(100*time.Millisecond))
 	}
 	if o.sio {
 		root, err := server.ModuleRoot(ctx)

@@ -216,13 +216,17 @@ type ThroughputResult struct {
 	// CPU is the CPU time per run, by who spent it (the server's share is
 	// zero when its pid is unknown).
 	CPU CPU
+	// Settled is how long the host took to go quiet before the run (see
+	// Settle).
+	Settled time.Duration
 }
 
 // Throughput runs `x += 1` from clients connections per sandbox into
 // sandboxes new sandboxes for d and returns completed runs per second and
 // the CPU time per run of this process, the server (serverPid, 0 if
 // unknown) and the sandboxes. Runs in one sandbox queue in its default
-// context, so the parallelism comes from the sandboxes. The clients are
+// context, so the parallelism comes from the sandboxes. The run starts
+// once the host is quiet (Settle, after the sandboxes' setup). The clients are
 // lean (see rawPoster); afterwards each sandbox's x must equal the runs
 // counted for it. The sandboxes are deleted afterwards.
 func Throughput(ctx context.Context, url, key string, serverPid, sandboxes, clients int, d time.Duration) (ThroughputResult, error) {
@@ -266,6 +270,7 @@ func Throughput(ctx context.Context, url, key string, serverPid, sandboxes, clie
 		first error
 		wg    sync.WaitGroup
 	)
+	settled := Settle(ctx, 15*time.Second)
 	before := cpuSnapshot(serverPid, ids)
 	deadline := time.Now().Add(d)
 	start := time.Now()
@@ -302,5 +307,5 @@ func Throughput(ctx context.Context, url, key string, serverPid, sandboxes, clie
 			return ThroughputResult{}, fmt.Errorf("sandbox %s: x = %s after %d counted runs", id, got, runs[i])
 		}
 	}
-	return ThroughputResult{Rate: float64(total) / el.Seconds(), Runs: total, CPU: cpu.Per(total)}, nil
+	return ThroughputResult{Rate: float64(total) / el.Seconds(), Runs: total, CPU: cpu.Per(total), Settled: settled}, nil
 }

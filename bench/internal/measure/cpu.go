@@ -2,6 +2,7 @@ package measure
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,16 +17,25 @@ import (
 // host could not report are zero.
 type CPU struct {
 	Client, Server, Sandboxes time.Duration
+	// Others is the rest of the host's busy CPU time: other processes,
+	// kernel threads and interrupts (zero when /proc/stat is unreadable).
+	Others time.Duration
 }
 
-// cpuSnapshot reads the CPU counters behind CPU.
+// cpuSnapshot reads the CPU counters behind CPU; Others holds the host's
+// busy time until Sub.
 func cpuSnapshot(serverPid int, sandboxIDs []string) CPU {
-	return CPU{Client: selfCPU(), Server: processCPU(serverPid), Sandboxes: sandboxCPU(sandboxIDs)}
+	busy, _ := hostCPU()
+	return CPU{Client: selfCPU(), Server: processCPU(serverPid), Sandboxes: sandboxCPU(sandboxIDs), Others: busy}
 }
 
 // Sub returns the CPU spent between before and c.
 func (c CPU) Sub(before CPU) CPU {
-	return CPU{Client: c.Client - before.Client, Server: c.Server - before.Server, Sandboxes: c.Sandboxes - before.Sandboxes}
+	d := CPU{Client: c.Client - before.Client, Server: c.Server - before.Server, Sandboxes: c.Sandboxes - before.Sandboxes}
+	if c.Others > 0 && before.Others > 0 {
+		d.Others = max(0, c.Others-before.Others-d.Client-d.Server-d.Sandboxes)
+	}
+	return d
 }
 
 // Per divides every field by n.
@@ -34,7 +44,59 @@ func (c CPU) Per(n int) CPU {
 		return CPU{}
 	}
 	d := time.Duration(n)
-	return CPU{Client: c.Client / d, Server: c.Server / d, Sandboxes: c.Sandboxes / d}
+	return CPU{Client: c.Client / d, Server: c.Server / d, Sandboxes: c.Sandboxes / d, Others: c.Others / d}
+}
+
+// hostCPU returns the busy and the total CPU time of all the host's CPUs
+// so far, from the first line of /proc/stat (idle and iowait are not
+// busy).
+func hostCPU() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 5 || f[0] != "cpu" {
+		return 0, 0
+	}
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, 0
+		}
+		if i >= 8 {
+			break // guest times are already in user and nice
+		}
+		total += time.Duration(n) * clockTick
+		if i != 3 && i != 4 {
+			busy += time.Duration(n) * clockTick
+		}
+	}
+	return busy, total
+}
+
+// Settle flushes the file systems' dirty data and waits until the host's
+// CPUs were at least 90 % idle over 500 ms, so that a measurement does
+// not share them with the previous one's leftovers (writeback, a deleted
+// sandbox's cleanup), for at most maxWait. It returns how long it waited.
+func Settle(ctx context.Context, maxWait time.Duration) time.Duration {
+	start := time.Now()
+	syscall.Sync()
+	busy, total := hostCPU()
+	for time.Since(start) < maxWait {
+		select {
+		case <-ctx.Done():
+			return time.Since(start)
+		case <-time.After(500 * time.Millisecond):
+		}
+		b, t := hostCPU()
+		if t > total && float64(b-busy) <= 0.1*float64(t-total) {
+			break
+		}
+		busy, total = b, t
+	}
+	return time.Since(start)
 }
 
 func selfCPU() time.Duration {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,33 @@ func TestRawPoster(t *testing.T) {
 	}
 	if _, err := newRawPoster(t.Context(), "https://127.0.0.1:1", "k", "/", nil); err == nil {
 		t.Error("https URL accepted")
+	}
+}
+
+// TestHostCPU checks that the host's CPU counters read and move, and that
+// Settle gives up after maxWait on a busy host.
+func TestHostCPU(t *testing.T) {
+	busy, total := hostCPU()
+	if busy <= 0 || total < busy {
+		t.Fatalf("hostCPU = %v busy of %v", busy, total)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	for range runtime.NumCPU() {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	if waited := Settle(t.Context(), time.Second); waited < time.Second {
+		t.Errorf("Settle returned after %v with every CPU busy", waited)
+	}
+	if b, tt := hostCPU(); b <= busy || tt <= total {
+		t.Errorf("counters did not move: %v/%v then %v/%v", busy, total, b, tt)
 	}
 }
