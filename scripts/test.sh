@@ -15,8 +15,13 @@ go test -count=1 -timeout 20m ./... 2>&1
 
 # A short fuzz run of each target (corpora in testdata/fuzz are replayed by
 # the plain test run above too).
-for target in ./internal/api:FuzzDecodeBodies ./internal/agent/fs:FuzzCleanPath ./internal/sandbox:FuzzValidateEnv; do
-  go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 10s "${target%%:*}" 2>&1 | tail -n 3
+# A failure prints the fuzzer's whole output (the failing input and why).
+for target in ./internal/api:FuzzDecodeBodies ./internal/api:FuzzDecodeFastPaths ./internal/agent/fs:FuzzCleanPath ./internal/sandbox:FuzzValidateEnv; do
+  if ! out=$(go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 10s "${target%%:*}" 2>&1); then
+    echo "$out" >&2
+    exit 1
+  fi
+  echo "$out" | tail -n 3
 done
 
 # The TypeScript SDK against a real server (node:test).
