@@ -15,11 +15,19 @@ go test -count=1 -timeout 20m ./... 2>&1
 
 # A short fuzz run of each target (corpora in testdata/fuzz are replayed by
 # the plain test run above too).
-# A failure prints the fuzzer's whole output (the failing input and why).
+# A finding always writes its input to testdata/fuzz (and fails the run
+# with the fuzzer's whole output). Go's fuzzing engine can also exit
+# non-zero at the -fuzztime boundary without finding anything ("context
+# deadline exceeded", golang/go#51484): that is reported, not failed.
 for target in ./internal/api:FuzzDecodeBodies ./internal/api:FuzzDecodeFastPaths ./internal/agent/fs:FuzzCleanPath ./internal/sandbox:FuzzValidateEnv; do
   if ! out=$(go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 10s "${target%%:*}" 2>&1); then
     echo "$out" >&2
-    exit 1
+    if grep -q "Failing input written to" <<<"$out" ||
+      ! grep -qE "context deadline exceeded|fuzzing process hung or terminated unexpectedly" <<<"$out"; then
+      exit 1
+    fi
+    echo "fuzz ${target#*:}: the fuzzing engine stopped without a failing input (see above); not a finding" >&2
+    continue
   fi
   echo "$out" | tail -n 3
 done
