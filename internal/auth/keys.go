@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
 	"sync"
 	"time"
 
@@ -136,8 +135,23 @@ func adminKey(secret string) Key {
 	return Key{ID: AdminKeyID, Name: AdminKeyID, Hash: Hash(secret), Tenant: DefaultTenant, Admin: true, CreatedAt: time.Now().UTC()}
 }
 
-// keyName is what a key's name may look like.
-var keyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+// validKeyName reports whether name may be a key's name: 1 to 64 ASCII
+// letters, digits, '.', '_' or '-', starting with a letter or digit. (A
+// loop, not a regexp: package-level regexps are compiled at every start of
+// the binary, which is also every sandbox's agent.)
+func validKeyName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // OnRevoke registers fn to run after a key is revoked (the transports use
 // it to close the key's open connections).
@@ -154,7 +168,7 @@ func (k *Keys) Create(ctx context.Context, caller Principal, name string) (strin
 	if !caller.Admin {
 		return "", Key{}, fmt.Errorf("only the admin key may create keys: %w", errdefs.ErrPermissionDenied)
 	}
-	if !keyName.MatchString(name) {
+	if !validKeyName(name) {
 		return "", Key{}, fmt.Errorf("name %q: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit: %w", name, errdefs.ErrInvalidArgument)
 	}
 	secret, err := NewKey()
