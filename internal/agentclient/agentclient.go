@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -43,9 +44,13 @@ type Client struct {
 	// means none (a connection per request).
 	maxIdle int
 
+	// idleTimeout closes a connection that idled this long in the pool.
+	idleTimeout time.Duration
+
 	mu     sync.Mutex
 	idle   []*agentConn // kept-alive connections, most recent last
 	closed bool         // set by Close: no more connections are kept
+	pruner *time.Timer  // closes idle connections past idleTimeout; nil when none idle
 
 	lines sync.Pool // *bytes.Buffer for request lines (see lineBuf)
 }
@@ -60,7 +65,19 @@ func New(dial Dialer) *Client { return &Client{dial: dial} }
 // agent closes each connection, and the client simply dials again).
 // Close the client when its agent goes away.
 func NewPooled(dial Dialer, maxIdle int) *Client {
-	return &Client{dial: dial, maxIdle: max(maxIdle, 0)}
+	return &Client{dial: dial, maxIdle: max(maxIdle, 0), idleTimeout: DefaultIdleTimeout}
+}
+
+// DefaultIdleTimeout is how long a pooled connection may idle before the
+// client closes it, so that sandboxes nobody uses hold no connections.
+const DefaultIdleTimeout = 90 * time.Second
+
+// SetIdleTimeout changes how long a pooled connection may idle (d > 0).
+// Call it before the client's first request.
+func (c *Client) SetIdleTimeout(d time.Duration) {
+	if d > 0 {
+		c.idleTimeout = d
+	}
 }
 
 // Ping checks that the agent answers and returns its version.

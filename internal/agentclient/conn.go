@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"syscall"
+	"time"
 
 	"github.com/sdbx/sdbx/internal/agentproto"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -19,7 +21,8 @@ import (
 // stays with it while it idles in a Client's pool.
 type agentConn struct {
 	net.Conn
-	br *bufio.Reader
+	br        *bufio.Reader
+	idleSince time.Time // when it went back to the pool
 }
 
 // dialAgent opens a new connection. Errors wrap errdefs.ErrUnavailable
@@ -79,11 +82,37 @@ func (c *Client) conn(ctx context.Context) (ac *agentConn, reused bool, err erro
 func (c *Client) put(ac *agentConn) {
 	c.mu.Lock()
 	if !c.closed && len(c.idle) < c.maxIdle {
+		ac.idleSince = time.Now()
 		c.idle = append(c.idle, ac)
 		ac = nil
+		if c.pruner == nil {
+			c.pruner = time.AfterFunc(c.idleTimeout, c.prune)
+		}
 	}
 	c.mu.Unlock()
 	if ac != nil {
+		ac.Close()
+	}
+}
+
+// prune closes the connections that idled for idleTimeout and comes back
+// when the oldest of the others will have.
+func (c *Client) prune() {
+	c.mu.Lock()
+	cutoff := time.Now().Add(-c.idleTimeout)
+	n := 0
+	for n < len(c.idle) && !c.idle[n].idleSince.After(cutoff) {
+		n++
+	}
+	old := slices.Clone(c.idle[:n])
+	c.idle = slices.Delete(c.idle, 0, n)
+	if len(c.idle) > 0 && !c.closed {
+		c.pruner.Reset(c.idle[0].idleSince.Sub(cutoff))
+	} else {
+		c.pruner = nil
+	}
+	c.mu.Unlock()
+	for _, ac := range old {
 		ac.Close()
 	}
 }
@@ -106,6 +135,10 @@ func (c *Client) dropIdle() {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
+	if c.pruner != nil {
+		c.pruner.Stop()
+		c.pruner = nil
+	}
 	c.mu.Unlock()
 	c.dropIdle()
 	return nil

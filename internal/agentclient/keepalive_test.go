@@ -319,3 +319,52 @@ func TestKeepAliveBroken(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepAliveIdleTimeout checks that pooled connections are closed once
+// they idled for the idle timeout, and that the client dials again after.
+func TestKeepAliveIdleTimeout(t *testing.T) {
+	fa := startFileAgent(t, "")
+	var dials atomic.Int64
+	c := agentclient.NewPooled(countingDialer(fa.sock, &dials), 4)
+	defer c.Close()
+	c.SetIdleTimeout(200 * time.Millisecond)
+
+	// Two requests at once leave two idle connections.
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if _, err := c.Exec(t.Context(), agentproto.ExecRequest{Args: []string{"sleep", "0.2"}}, nil); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := c.IdleConns(); n != 2 {
+		t.Fatalf("%d idle connections after two concurrent requests, want 2", n)
+	}
+	// One is used again at 100 ms: it idles anew, the other one goes.
+	time.Sleep(100 * time.Millisecond)
+	if _, err := c.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.IdleConns() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := c.IdleConns(); n != 1 {
+		t.Fatalf("%d idle connections after the first one's timeout, want 1", n)
+	}
+	for c.IdleConns() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := c.IdleConns(); n != 0 {
+		t.Fatalf("%d idle connections after the idle timeout, want 0", n)
+	}
+	before := dials.Load()
+	if _, err := c.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if dials.Load() != before+1 {
+		t.Errorf("a request after the pool emptied dialed %d times, want 1", dials.Load()-before)
+	}
+}
