@@ -22,18 +22,25 @@ type CPU struct {
 	Others time.Duration
 }
 
-// cpuSnapshot reads the CPU counters behind CPU; Others holds the host's
-// busy time until Sub.
-func cpuSnapshot(serverPid int, sandboxIDs []string) CPU {
-	busy, _ := hostCPU()
-	return CPU{Client: selfCPU(), Server: processCPU(serverPid), Sandboxes: sandboxCPU(sandboxIDs), Others: busy}
+// cpuSample is the counters behind CPU at one moment, with the host's
+// busy time.
+type cpuSample struct {
+	CPU
+	hostBusy time.Duration
 }
 
-// Sub returns the CPU spent between before and c.
-func (c CPU) Sub(before CPU) CPU {
-	d := CPU{Client: c.Client - before.Client, Server: c.Server - before.Server, Sandboxes: c.Sandboxes - before.Sandboxes}
-	if c.Others > 0 && before.Others > 0 {
-		d.Others = max(0, c.Others-before.Others-d.Client-d.Server-d.Sandboxes)
+// cpuSnapshot reads the counters behind CPU.
+func cpuSnapshot(serverPid int, sandboxIDs []string) cpuSample {
+	busy, _ := hostCPU()
+	return cpuSample{CPU{Client: selfCPU(), Server: processCPU(serverPid), Sandboxes: sandboxCPU(sandboxIDs)}, busy}
+}
+
+// Sub returns the CPU spent between before and s; Others is the host's
+// busy time not spent by the others.
+func (s cpuSample) Sub(before cpuSample) CPU {
+	d := CPU{Client: s.Client - before.Client, Server: s.Server - before.Server, Sandboxes: s.Sandboxes - before.Sandboxes}
+	if s.hostBusy > 0 && before.hostBusy > 0 {
+		d.Others = max(0, s.hostBusy-before.hostBusy-d.Client-d.Server-d.Sandboxes)
 	}
 	return d
 }
