@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,8 +62,8 @@ func (p *rawPoster) post(deadline time.Time) error {
 	}
 	if !bytes.HasPrefix(status, []byte("HTTP/1.1 200 ")) {
 		code := strings.TrimSpace(string(status))
-		length, _, _ := p.headers()
-		_ = p.readBody(length, false)
+		length, chunked, _ := p.headers()
+		_ = p.readBody(length, chunked)
 		return fmt.Errorf("%s: %s", code, bytes.TrimSpace(p.body))
 	}
 	length, chunked, err := p.headers()
@@ -119,7 +120,7 @@ func (p *rawPoster) readBody(length int, chunked bool) error {
 		if length < 0 {
 			return nil
 		}
-		p.body = append(p.body, make([]byte, length)...)
+		p.body = slices.Grow(p.body, length)[:length]
 		_, err := io.ReadFull(p.br, p.body)
 		return err
 	}
@@ -133,7 +134,7 @@ func (p *rawPoster) readBody(length int, chunked bool) error {
 			return fmt.Errorf("bad chunk size %q", line)
 		}
 		start := len(p.body)
-		p.body = append(p.body, make([]byte, size+2)...)
+		p.body = slices.Grow(p.body, int(size)+2)[:start+int(size)+2]
 		if _, err := io.ReadFull(p.br, p.body[start:]); err != nil {
 			return err
 		}
