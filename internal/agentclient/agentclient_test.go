@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // listenTemp listens on a unix socket in a temporary directory (short
 // enough for sun_path, unlike t.TempDir()), removed at the end of the test.
-func listenTemp(t *testing.T) (string, net.Listener) {
+func listenTemp(t testing.TB) (string, net.Listener) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "sdbx-client-")
 	if err != nil {
@@ -51,34 +51,63 @@ type fakeAgent struct {
 func startFake(t *testing.T, handle func(req agentproto.Request, conn net.Conn, br *bufio.Reader)) *fakeAgent {
 	t.Helper()
 	sock, ln := listenTemp(t)
+	serveConns(t, ln, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		if req, ok := readRequest(t, br); ok {
+			handle(req, conn, br)
+		}
+	})
+	return &fakeAgent{sock: sock}
+}
+
+// serveConns accepts connections on ln until the end of the test and
+// serves each in a goroutine of its own with serve, closing it after. At
+// the end the listener and the connections still open are closed and the
+// goroutines waited for.
+func serveConns(tb testing.TB, ln net.Listener, serve func(conn net.Conn)) {
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
 	wg.Go(func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
 			wg.Go(func() {
 				defer conn.Close()
-				br := bufio.NewReader(conn)
-				line, err := br.ReadBytes('\n')
-				if err != nil {
-					return
-				}
-				var req agentproto.Request
-				if err := json.Unmarshal(line, &req); err != nil {
-					t.Errorf("client sent invalid JSON %q", line)
-					return
-				}
-				handle(req, conn, br)
+				serve(conn)
 			})
 		}
 	})
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
-	return &fakeAgent{sock: sock}
+}
+
+// readRequest reads and decodes the client's next request line. It
+// reports false at the end of the connection and, as a test error, for a
+// line that is not JSON.
+func readRequest(tb testing.TB, br *bufio.Reader) (agentproto.Request, bool) {
+	var req agentproto.Request
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return req, false
+	}
+	if err := json.Unmarshal(line, &req); err != nil {
+		tb.Errorf("client sent invalid JSON %q", line)
+		return req, false
+	}
+	return req, true
 }
 
 func (f *fakeAgent) client() *agentclient.Client {

@@ -68,10 +68,7 @@ func scanEvent(line []byte, ev *agentproto.Event) bool {
 		default:
 			s.ok = false
 		}
-		if seen&bit != 0 {
-			s.ok = false
-		}
-		seen |= bit
+		s.once(&seen, bit)
 	})
 	return s.ok && s.i == len(line)
 }
@@ -91,14 +88,19 @@ func (s *eventScanner) done() *agentproto.ContextDone {
 			bit, d.StateKept = 4, s.bool()
 		default:
 			s.ok = false
-			return
 		}
-		if seen&bit != 0 {
-			s.ok = false
-		}
-		seen |= bit
+		s.once(&seen, bit)
 	})
 	return d
+}
+
+// once records in seen the bit of the member just read, refusing a
+// member read before (bit 0, an unknown key, records nothing).
+func (s *eventScanner) once(seen *uint32, bit uint32) {
+	if *seen&bit != 0 {
+		s.ok = false
+	}
+	*seen |= bit
 }
 
 // members reads an object, calling value with each key (valid until the

@@ -22,7 +22,7 @@ var agentLines = []string{
 	`{"t":"started","pid":4242}`,
 	`{"t":"exists","exists":true}`,
 	`{"t":"done","done":{}}`,
-	`{}`,
+	`{}`, // the first agentFastLines lines end here
 	// encoding/json's: escapes, other keys, case-folded keys, repeats,
 	// nulls, fractions, white space, trailing bytes, bad JSON.
 	`{"t":"stdout","d":"tab\there \"q\" \u00e9","ts":1}`,
@@ -44,6 +44,10 @@ var agentLines = []string{
 	``,
 }
 
+// agentFastLines is how many of agentLines, from the first, the fast path
+// reads.
+const agentFastLines = 10
+
 // TestDecodeEventMatchesJSON checks that decodeEvent decodes every line
 // exactly as encoding/json does, errors included.
 func TestDecodeEventMatchesJSON(t *testing.T) {
@@ -53,6 +57,15 @@ func TestDecodeEventMatchesJSON(t *testing.T) {
 	var ev agentproto.Event
 	if !scanEvent([]byte(agentLines[0]), &ev) || ev.Done == nil || ev.Done.ExecutionCount != 12 || !ev.KeepAlive {
 		t.Fatalf("the agent's done line missed the fast path: %+v", ev)
+	}
+	// The agent's lines take the fast path; the others are left to
+	// encoding/json (a scanner that took a repeated key, say, would
+	// still decode like encoding/json but read more than it should).
+	for i, line := range agentLines {
+		var ev agentproto.Event
+		if got, want := scanEvent([]byte(line), &ev), i < agentFastLines; got != want {
+			t.Errorf("scanEvent(%q) read the line: %v, want %v", line, got, want)
+		}
 	}
 }
 

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/sdbx/sdbx/internal/agentclient"
@@ -20,33 +18,17 @@ import (
 //
 //	go test ./internal/agentclient -run '^$' -bench ExecContextKeptAlive -benchmem
 func BenchmarkExecContextKeptAlive(b *testing.B) {
-	sock := filepath.Join(b.TempDir(), "agent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer ln.Close()
-	wg.Go(func() {
+	sock, ln := listenTemp(b)
+	serveConns(b, ln, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		done := []byte(`{"t":"done","ts":1764147600123,"done":{"executionCount":12,"timedOut":false,"stateKept":true},"keepAlive":true}` + "\n")
 		for {
-			conn, err := ln.Accept()
-			if err != nil {
+			if _, err := br.ReadSlice('\n'); err != nil {
 				return
 			}
-			wg.Go(func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				done := []byte(`{"t":"done","ts":1764147600123,"done":{"executionCount":12,"timedOut":false,"stateKept":true},"keepAlive":true}` + "\n")
-				for {
-					if _, err := br.ReadSlice('\n'); err != nil {
-						return
-					}
-					if _, err := conn.Write(done); err != nil {
-						return
-					}
-				}
-			})
+			if _, err := conn.Write(done); err != nil {
+				return
+			}
 		}
 	})
 	c := agentclient.NewPooled(func(ctx context.Context) (net.Conn, error) {

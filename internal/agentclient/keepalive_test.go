@@ -3,7 +3,6 @@ package agentclient_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -172,47 +171,15 @@ func TestKeepAliveConcurrent(t *testing.T) {
 func keptFake(t *testing.T, serve func(n int, req agentproto.Request, conn net.Conn) bool) string {
 	t.Helper()
 	sock, ln := listenTemp(t)
-	var wg sync.WaitGroup
 	var served atomic.Int64
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
+	serveConns(t, ln, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
 		for {
-			conn, err := ln.Accept()
-			if err != nil {
+			req, ok := readRequest(t, br)
+			if !ok || !serve(int(served.Add(1)), req, conn) {
 				return
 			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-			wg.Go(func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					line, err := br.ReadBytes('\n')
-					if err != nil {
-						return
-					}
-					var req agentproto.Request
-					if err := json.Unmarshal(line, &req); err != nil {
-						t.Errorf("client sent invalid JSON %q", line)
-						return
-					}
-					if !serve(int(served.Add(1)), req, conn) {
-						return
-					}
-				}
-			})
 		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
 	return sock
 }

@@ -127,3 +127,33 @@ func TestRetryAfterRounding(t *testing.T) {
 		t.Errorf("retryAfterMs on not_found: %+v", we)
 	}
 }
+
+// TestDecodeFastPathsTaken checks that the usual bodies take
+// decodeObject's fast paths (the fuzz test only checks that the fast
+// paths accept nothing wrong, which a fast path that never applied would
+// also pass).
+func TestDecodeFastPathsTaken(t *testing.T) {
+	for _, body := range []string{
+		`{"code":"x += 1"}`, `{"code":"print(1)","language":"python","envs":{"A":"1"},"timeout":5000}`,
+		`{"cmd":"ls","args":["-l","/tmp"],"n":-0.5e-3,"m":{},"t":true,"z":null}`,
+	} {
+		if !plainObject([]byte(body)) {
+			t.Errorf("plainObject(%q) = false, want the fast path", body)
+		}
+	}
+	for _, body := range []string{`[]`, `{"n":1e400}`, `{"a":1}x`, `{"a":}`} {
+		if plainObject([]byte(body)) {
+			t.Errorf("plainObject(%q) = true, want the full check", body)
+		}
+	}
+	for _, lit := range []string{`"x += 1"`, `"é"`, `""`} {
+		if !isPlainString([]byte(lit)) {
+			t.Errorf("isPlainString(%s) = false, want true", lit)
+		}
+	}
+	for _, lit := range []string{`"a\"b"`, `"\u0061"`, "\"\xff\"", "\"a\tb\""} {
+		if isPlainString([]byte(lit)) {
+			t.Errorf("isPlainString(%q) = true, want false", lit)
+		}
+	}
+}

@@ -296,6 +296,17 @@ func (h *Handler) serveStreamed(w http.ResponseWriter, r *http.Request, sandboxI
 	s.final(ndjsonResult{Type: "result", Result: res})
 }
 
+// newNDJSONStream returns the stream of a long-lived NDJSON answer,
+// clearing the server-wide write deadline it would outlast. The caller
+// must close it before returning.
+func newNDJSONStream(w http.ResponseWriter, r *http.Request) *ndjsonStream {
+	rc := http.NewResponseController(w)
+	if hasWriteTimeout(r) {
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
+	return &ndjsonStream{w: w, rc: rc}
+}
+
 // hasWriteTimeout reports whether the request's server may have set a
 // write deadline on the connection (true when the server is unknown).
 func hasWriteTimeout(r *http.Request) bool {

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/sdbx/sdbx/internal/auth"
 	"github.com/sdbx/sdbx/internal/sandbox"
@@ -112,8 +111,7 @@ func (h *Handler) processOutput(w http.ResponseWriter, r *http.Request, p auth.P
 			return
 		}
 	}
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	s := &ndjsonStream{w: w, rc: http.NewResponseController(w)}
+	s := newNDJSONStream(w, r)
 	defer s.close()
 	end, err := h.svc.ProcessOutput(r.Context(), p.Tenant, id, r.PathValue("pid"), offset, follow, func(c sandbox.ProcessChunk) {
 		s.send(procOutputLine{Type: "output", Stream: c.Stream, Data: c.Data, Offset: c.Offset, Lost: c.Lost})

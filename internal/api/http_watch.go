@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/sdbx/sdbx/internal/auth"
 	"github.com/sdbx/sdbx/internal/errdefs"
@@ -63,8 +62,7 @@ func (h *Handler) watchDir(w http.ResponseWriter, r *http.Request, p auth.Princi
 		return
 	}
 	defer watch.Close()
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	s := &ndjsonStream{w: w, rc: http.NewResponseController(w)}
+	s := newNDJSONStream(w, r)
 	defer s.close()
 	s.open()
 	for {

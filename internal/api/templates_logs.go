@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/sdbx/sdbx/internal/auth"
 	"github.com/sdbx/sdbx/internal/sandbox"
@@ -62,8 +61,7 @@ func (h *Handler) getTemplateLogs(w http.ResponseWriter, r *http.Request, p auth
 		h.writeError(w, r, "", err)
 		return
 	}
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	s := &ndjsonStream{w: w, rc: http.NewResponseController(w)}
+	s := newNDJSONStream(w, r)
 	defer s.close()
 	s.open()
 	t, err := h.templateLogs(r.Context(), p.Tenant, r.PathValue("id"), follow, func(line string) {
