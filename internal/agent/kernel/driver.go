@@ -389,6 +389,16 @@ func newOutStream(f *os.File, typ, token string) (*outStream, error) {
 	return st, nil
 }
 
+// locked runs f with st.mu held and st.fd set to fd, the pipe's
+// descriptor inside a callback of st.rc.
+func (st *outStream) locked(fd uintptr, f func()) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.fd = int(fd)
+	defer func() { st.fd = -1 }()
+	f()
+}
+
 // Read reads the pipe without blocking: errAgain when it is empty.
 func (st *outStream) Read(p []byte) (int, error) {
 	for {
@@ -415,11 +425,7 @@ func (d *driver) readStream(st *outStream) {
 		var seq uint64
 		var serr error
 		err := st.rc.Read(func(fd uintptr) bool {
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			st.fd = int(fd)
-			defer func() { st.fd = -1 }()
-			seq, serr = d.passLines(st, false)
+			st.locked(fd, func() { seq, serr = d.passLines(st, false) })
 			return serr != errAgain
 		})
 		if err != nil || serr != nil {
@@ -476,11 +482,7 @@ func (d *driver) passLine(st *outStream, line []byte, more bool) {
 func (d *driver) drainOutput() {
 	for _, st := range []*outStream{d.out, d.err} {
 		_ = st.rc.Control(func(fd uintptr) {
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			st.fd = int(fd)
-			defer func() { st.fd = -1 }()
-			_, _ = d.passLines(st, true)
+			st.locked(fd, func() { _, _ = d.passLines(st, true) })
 		})
 	}
 }
