@@ -121,7 +121,6 @@ func (p *bgProc) setExited(ws syscall.WaitStatus) {
 	p.out.notify()
 }
 
-// newProcID returns a random process id.
 // newProcID returns a random id with prefix.
 func newProcID(prefix string) string {
 	var b [8]byte

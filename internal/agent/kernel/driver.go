@@ -389,6 +389,16 @@ func newOutStream(f *os.File, typ, token string) (*outStream, error) {
 	return st, nil
 }
 
+// locked runs f with st.mu held and st.fd set to fd, the pipe's
+// descriptor inside a callback of st.rc.
+func (st *outStream) locked(fd uintptr, f func()) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.fd = int(fd)
+	defer func() { st.fd = -1 }()
+	f()
+}
+
 // Read reads the pipe without blocking: errAgain when it is empty.
 func (st *outStream) Read(p []byte) (int, error) {
 	for {
@@ -415,11 +425,7 @@ func (d *driver) readStream(st *outStream) {
 		var seq uint64
 		var serr error
 		err := st.rc.Read(func(fd uintptr) bool {
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			st.fd = int(fd)
-			defer func() { st.fd = -1 }()
-			seq, serr = d.passLines(st, false)
+			st.locked(fd, func() { seq, serr = d.passLines(st) })
 			return serr != errAgain
 		})
 		if err != nil || serr != nil {
@@ -438,27 +444,36 @@ func (d *driver) readStream(st *outStream) {
 // passLines passes the lines of st to the current execution until the
 // next marker, whose number it returns, or until the splitter's error
 // (errAgain when the pipe is empty). With st.mu held, inside a callback of
-// st.rc. When drained is set, markers are taken as read and a partial
-// line at the end is passed on too.
-func (d *driver) passLines(st *outStream, drained bool) (uint64, error) {
+// st.rc.
+func (d *driver) passLines(st *outStream) (uint64, error) {
 	for {
 		line, seq, err := st.sp.next()
-		if err == errAgain && drained {
-			if rest := st.sp.rest(); rest != nil {
-				d.passLine(st, rest, false)
-			}
-		}
 		if err != nil {
 			return 0, err
 		}
 		if seq > 0 {
-			if !drained {
-				return seq, nil
-			}
+			return seq, nil
+		}
+		d.passLine(st, line, st.sp.pending())
+	}
+}
+
+// passAll passes every line st holds now: markers are taken as read and a
+// partial line at the end is passed on too. With st.mu held, inside a
+// callback of st.rc.
+func (d *driver) passAll(st *outStream) {
+	for {
+		seq, err := d.passLines(st)
+		if err == nil {
 			st.seq.Store(seq)
 			continue
 		}
-		d.passLine(st, line, st.sp.pending())
+		if err == errAgain {
+			if rest := st.sp.rest(); rest != nil {
+				d.passLine(st, rest, false)
+			}
+		}
+		return
 	}
 }
 
@@ -476,11 +491,7 @@ func (d *driver) passLine(st *outStream, line []byte, more bool) {
 func (d *driver) drainOutput() {
 	for _, st := range []*outStream{d.out, d.err} {
 		_ = st.rc.Control(func(fd uintptr) {
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			st.fd = int(fd)
-			defer func() { st.fd = -1 }()
-			_, _ = d.passLines(st, true)
+			st.locked(fd, func() { d.passAll(st) })
 		})
 	}
 }

@@ -81,3 +81,39 @@ func TestSplitterPending(t *testing.T) {
 		t.Error("pending = true with only a partial line buffered")
 	}
 }
+
+// chunkReader returns its chunks one per Read, then errAgain, like an
+// empty non-blocking pipe.
+type chunkReader struct{ chunks []string }
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.chunks) == 0 {
+		return 0, errAgain
+	}
+	n := copy(p, r.chunks[0])
+	r.chunks = r.chunks[1:]
+	return n, nil
+}
+
+// On an empty pipe next returns errAgain and keeps a partial line; rest
+// hands it over once, and reading goes on after it.
+func TestSplitterAgainRest(t *testing.T) {
+	r := &chunkReader{chunks: []string{"a\npart"}}
+	s := newSplitter(r, "tok", 10)
+	if line, _, err := s.next(); err != nil || string(line) != "a" {
+		t.Fatalf("next = %q, %v; want the line a", line, err)
+	}
+	if line, _, err := s.next(); err != errAgain {
+		t.Fatalf("next = %q, %v; want errAgain with a partial line buffered", line, err)
+	}
+	if got := s.rest(); string(got) != "part" {
+		t.Fatalf("rest = %q, want the partial line", got)
+	}
+	if got := s.rest(); got != nil {
+		t.Fatalf("second rest = %q, want nil", got)
+	}
+	r.chunks = []string{"b\n"}
+	if line, _, err := s.next(); err != nil || string(line) != "b" {
+		t.Fatalf("next after rest = %q, %v; want the line b", line, err)
+	}
+}

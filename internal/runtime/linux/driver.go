@@ -291,19 +291,7 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
 	}()
 	// The cgroups are made while the files are: each waits on the kernel.
 	cgDone := make(chan error, 1)
-	go func() {
-		// A cgroup without a state directory is what a crash between the
-		// two left behind: empty it before reuse.
-		if err := d.cg.Kill(ctx, id); err != nil {
-			cgDone <- fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
-			return
-		}
-		if err := d.cg.Create(ctx, id, spec.Resources); err != nil {
-			cgDone <- fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
-			return
-		}
-		cgDone <- nil
-	}()
+	go func() { cgDone <- d.makeCgroups(ctx, id, spec.Resources) }()
 	perr := l.prepare(spec)
 	if err := <-cgDone; err != nil {
 		return err
@@ -312,6 +300,19 @@ func (d *Driver) Create(ctx context.Context, spec runtime.Spec) (err error) {
 		return fmt.Errorf("sandbox %s: %v: %w", id, perr, errdefs.ErrInternal)
 	}
 	return d.start(ctx, id, l, spec)
+}
+
+// makeCgroups creates the sandbox's cgroups with res, emptied first.
+func (d *Driver) makeCgroups(ctx context.Context, id string, res runtime.Resources) error {
+	// A cgroup without a state directory is what a crash between the two
+	// left behind: empty it before reuse.
+	if err := d.cg.Kill(ctx, id); err != nil {
+		return fmt.Errorf("sandbox %s: %w", id, kindOf(ctx, err))
+	}
+	if err := d.cg.Create(ctx, id, res); err != nil {
+		return fmt.Errorf("sandbox %s: %v: %w", id, err, errdefs.ErrInternal)
+	}
+	return nil
 }
 
 // Start implements runtime.Driver.

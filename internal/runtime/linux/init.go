@@ -76,7 +76,7 @@ type initConfig struct {
 	CgroupTasks []string `json:"cgroupTasks,omitempty"`
 }
 
-// goAhead is the byte the driver sends on the config pipe when init may
+// goAhead is the byte the driver sends on the control socket when init may
 // execute the agent.
 const goAhead = 'g'
 

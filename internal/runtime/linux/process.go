@@ -89,16 +89,19 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		return fail(fmt.Errorf("listen on agent socket: %v: %w", err, errdefs.ErrInternal))
 	}
 	defer lnFile.Close()
+	// unlisten fails the start once the socket exists: it goes too.
+	unlisten := func(err error) error {
+		_ = os.Remove(l.socket())
+		return fail(err)
+	}
 	logf, err := os.OpenFile(l.logFile(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		_ = os.Remove(l.socket())
-		return fail(fmt.Errorf("open init log: %v: %w", err, errdefs.ErrInternal))
+		return unlisten(fmt.Errorf("open init log: %v: %w", err, errdefs.ErrInternal))
 	}
 	defer logf.Close()
 	p, err := d.takeInit()
 	if err != nil {
-		_ = os.Remove(l.socket())
-		return fail(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
+		return unlisten(fmt.Errorf("%v: %w", err, errdefs.ErrInternal))
 	}
 	defer p.closeFDs()
 	// The next Create's init starts while this one finishes.
@@ -121,8 +124,7 @@ func (d *Driver) start(ctx context.Context, id string, l layout, spec runtime.Sp
 		case <-exited:
 		case <-kctx.Done():
 		}
-		_ = os.Remove(l.socket())
-		return fail(err)
+		return unlisten(err)
 	}
 
 	// Init builds the sandbox's root as soon as it has its config (with

@@ -25,7 +25,8 @@ type initProc struct {
 	cmd    *exec.Cmd
 	ctrl   int      // the driver's end of the control socket (init's configFD)
 	status *os.File // read end of the status pipe (init's statusFD)
-	// renew replaces the spare when it gets old (nil once taken).
+	// renew replaces the spare when it gets old (nil for an init that was
+	// never a spare).
 	renew *time.Timer
 }
 

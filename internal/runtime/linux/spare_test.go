@@ -55,10 +55,7 @@ func TestSpareInit(t *testing.T) {
 	}
 	// A closed driver still creates, without keeping a spare.
 	e.create(t, "spare", nil)
-	e.d.spareMu.Lock()
-	spare := e.d.spare
-	e.d.spareMu.Unlock()
-	if spare != nil {
+	if spareOf(e.d) != nil {
 		t.Fatalf("a closed driver keeps a spare init")
 	}
 }
@@ -92,10 +89,7 @@ func TestSpareInitRenewed(t *testing.T) {
 	oldPid := old.cmd.Process.Pid
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		e.d.spareMu.Lock()
-		p := e.d.spare
-		e.d.spareMu.Unlock()
-		if p != nil && p != old {
+		if p := spareOf(e.d); p != nil && p != old {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -140,10 +134,7 @@ func waitSpare(t *testing.T, d *Driver) *initProc {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	for {
-		d.spareMu.Lock()
-		p := d.spare
-		d.spareMu.Unlock()
-		if p != nil {
+		if p := spareOf(d); p != nil {
 			return p
 		}
 		select {
@@ -152,6 +143,13 @@ func waitSpare(t *testing.T, d *Driver) *initProc {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// spareOf returns d's spare init, nil when there is none.
+func spareOf(d *Driver) *initProc {
+	d.spareMu.Lock()
+	defer d.spareMu.Unlock()
+	return d.spare
 }
 
 func procDir(pid int) string { return "/proc/" + strconv.Itoa(pid) }
