@@ -94,6 +94,10 @@ func sandboxSleeps(t *testing.T, c *sdbx.Client, sbID string) string {
 	if err != nil {
 		t.Fatalf("list sleeps: %v", err)
 	}
+	// A failed listing prints nothing, which would read as "no sleeps".
+	if res.ExitCode != 0 {
+		t.Fatalf("list sleeps exited %d: %v", res.ExitCode, res.Stderr)
+	}
 	return strings.Join(res.Stdout, " ")
 }
 
