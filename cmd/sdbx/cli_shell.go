@@ -53,8 +53,8 @@ func (c *cli) shell(ctx context.Context, args []string) (int, error) {
 	in, _ := c.stdin.(*os.File)
 	tty := in != nil && term.IsTerminal(int(in.Fd()))
 	if tty {
-		if cols, rows, err := term.Size(int(in.Fd())); err == nil && cols > 0 && rows > 0 {
-			opts.Cols, opts.Rows = min(cols, 1000), min(rows, 1000)
+		if cols, rows, ok := windowSize(in); ok {
+			opts.Cols, opts.Rows = cols, rows
 		}
 	}
 	p, err := client.OpenPTY(ctx, id, opts)
@@ -81,8 +81,8 @@ func (c *cli) shell(ctx context.Context, args []string) (int, error) {
 				case <-stopWinch:
 					return
 				case <-winch:
-					if cols, rows, err := term.Size(int(in.Fd())); err == nil && cols > 0 && rows > 0 {
-						_ = p.Resize(min(cols, 1000), min(rows, 1000))
+					if cols, rows, ok := windowSize(in); ok {
+						_ = p.Resize(cols, rows)
 					}
 				}
 			}
@@ -113,6 +113,16 @@ func (c *cli) shell(ctx context.Context, args []string) (int, error) {
 		return 0, err
 	}
 	return commandExitCode(code), nil
+}
+
+// windowSize is the size of terminal in, each side capped at the 1000 a
+// sandbox terminal takes; ok is false when the size is unknown.
+func windowSize(in *os.File) (cols, rows int, ok bool) {
+	cols, rows, err := term.Size(int(in.Fd()))
+	if err != nil || cols <= 0 || rows <= 0 {
+		return 0, 0, false
+	}
+	return min(cols, 1000), min(rows, 1000), true
 }
 
 // copyInput copies the CLI's stdin to p until EOF; the returned function

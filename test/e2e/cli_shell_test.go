@@ -78,15 +78,8 @@ func TestCLIShellPipe(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	sb := e.sandbox(t, sdbx.CreateSandboxOptions{})
-	cmd := exec.CommandContext(t.Context(), e.bin, "shell", sb.ID, "--", "sh", "-c", "read x; echo got=$x; exit 3")
-	cmd.Env = append(serverEnv(os.Environ()), "SDBX_URL="+e.srv.URL, "SDBX_API_KEY="+e.srv.APIKey)
-	cmd.Stdin = strings.NewReader("hello\n")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(out.String(), "got=hello") {
-		t.Fatalf("sdbx shell -- sh -c ...: %v, output %q; want exit 3 and got=hello", err, out.String())
+	if r := e.cliStdin(t, "hello\n", "shell", sb.ID, "--", "sh", "-c", "read x; echo got=$x; exit 3"); r.code != 3 || !strings.Contains(r.stdout+r.stderr, "got=hello") {
+		t.Fatalf("sdbx shell -- sh -c ...: %v; want exit 3 and got=hello", r)
 	}
 	if r := e.cli(t, "shell"); r.code != 2 || !strings.Contains(r.stderr, "missing sandbox ID") {
 		t.Errorf("sdbx shell without ID: %v", r)

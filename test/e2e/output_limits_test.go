@@ -15,9 +15,8 @@ import (
 // still streamed.
 const (
 	keptLines = 10_000
-	keptBytes = 10 << 20
 	// wideLine is the length of the lines of the byte-limit cases: 2560 of
-	// them are exactly keptBytes.
+	// them are exactly the 10 MiB kept.
 	wideLine = 4096
 )
 

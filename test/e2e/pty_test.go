@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -94,6 +95,10 @@ func sandboxSleeps(t *testing.T, c *sdbx.Client, sbID string) string {
 	if err != nil {
 		t.Fatalf("list sleeps: %v", err)
 	}
+	// A failed listing prints nothing, which would read as "no sleeps".
+	if res.ExitCode != 0 {
+		t.Fatalf("list sleeps exited %d: %v", res.ExitCode, res.Stderr)
+	}
 	return strings.Join(res.Stdout, " ")
 }
 
@@ -123,12 +128,7 @@ func TestPTYShell(t *testing.T) {
 
 	// Ctrl-C interrupts the foreground job; the shell lives on.
 	tm.write("sleep 100\n")
-	for i := 0; sandboxSleeps(t, c, sb.ID) == ""; i++ {
-		if i == 1000 {
-			t.Fatal("sleep 100 never started")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, func() bool { return sandboxSleeps(t, c, sb.ID) != "" }, func() string { return "sleep 100 never started" })
 	tm.write("\x03")
 	tm.write("echo alive=$((1+1))\n")
 	tm.waitFor(regexp.MustCompile(`[\r\n]alive=2\r?\n`))
@@ -139,12 +139,9 @@ func TestPTYShell(t *testing.T) {
 	// Jobs in process groups of their own die with the session.
 	tm.write("sleep 1000 & nohup sleep 1001 >/dev/null 2>&1 & echo started=$((2+3))\n")
 	tm.waitFor(regexp.MustCompile(`started=5`))
-	for i := 0; len(strings.Fields(sandboxSleeps(t, c, sb.ID))) != 2; i++ {
-		if i == 1000 {
-			t.Fatalf("sleeps before close: %q, want 2", sandboxSleeps(t, c, sb.ID))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, func() bool { return len(strings.Fields(sandboxSleeps(t, c, sb.ID))) == 2 }, func() string {
+		return fmt.Sprintf("sleeps before close: %q, want 2", sandboxSleeps(t, c, sb.ID))
+	})
 	if err := p.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

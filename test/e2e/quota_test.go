@@ -51,7 +51,7 @@ func TestDiskQuota(t *testing.T) {
 	if out := runCode(t, c, sb.ID, "print('still here')"); strings.Join(out.Execution.Logs.Stdout, "") != "still here" {
 		t.Fatalf("after the disk fill: %q", out.Execution.Logs.Stdout)
 	}
-	mustRun(t, c, other.ID, "dd if=/dev/zero of=/workspace/f bs=1M count=100 && rm /workspace/f")
+	runShell(t, c, other.ID, "dd if=/dev/zero of=/workspace/f bs=1M count=100 && rm /workspace/f")
 
 	// The files API gets the same wall, with an error naming it and the
 	// fix; it is not a rate limit (waiting does not free the disk).
@@ -67,7 +67,7 @@ func TestDiskQuota(t *testing.T) {
 	_, err = c.WriteFile(t.Context(), other.ID, "/run/fill", zeros(32<<20))
 	wantDiskFull(t, "WriteFile into a full /run", err, other.ID, "no space left on device", "delete files")
 	// Deleting the big file frees its share of the quota.
-	mustRun(t, c, sb.ID, "rm /workspace/big && dd if=/dev/zero of=/workspace/f bs=1M count=40")
+	runShell(t, c, sb.ID, "rm /workspace/big && dd if=/dev/zero of=/workspace/f bs=1M count=40")
 	if _, err := c.WriteFile(t.Context(), sb.ID, "/workspace/upload", zeros(8<<20)); err != nil {
 		t.Fatalf("WriteFile after freeing space: %v", err)
 	}
@@ -94,14 +94,6 @@ func wantDiskFull(t *testing.T, what string, err error, id string, subs ...strin
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("%s: %q does not name %q", what, err, s)
 		}
-	}
-}
-
-func mustRun(t *testing.T, c *sdbx.Client, id, cmd string) {
-	t.Helper()
-	res, err := c.RunCommand(t.Context(), id, sdbx.Command{Command: cmd})
-	if err != nil || res.ExitCode != 0 {
-		t.Fatalf("%q: %+v, %v", cmd, res, err)
 	}
 }
 
@@ -273,7 +265,7 @@ func TestExecutionsPerKey(t *testing.T) {
 	if _, err := c.RunCode(t.Context(), sb.ID, "import time\ntime.sleep(30)", sdbx.Timeout(500*time.Millisecond)); !errors.Is(err, sdbx.ErrTimeout) {
 		t.Fatalf("RunCode past its timeout = %v", err)
 	}
-	mustRun(t, c, sb.ID, "true")
+	runShell(t, c, sb.ID, "true")
 	// ...and after the client went away mid-run.
 	ctx, cancel := context.WithCancel(t.Context())
 	_, err = c.RunCode(ctx, sb.ID, "import time\nprint('started', flush=True)\ntime.sleep(60)",

@@ -16,7 +16,7 @@ import (
 	sdbx "github.com/sdbx/sdbx/sdk/go"
 )
 
-// run runs a shell command in the sandbox and fails the test unless it
+// runShell runs a shell command in the sandbox and fails the test unless it
 // exits 0.
 func runShell(t *testing.T, c *sdbx.Client, sandboxID, command string) {
 	t.Helper()

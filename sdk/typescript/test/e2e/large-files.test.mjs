@@ -5,7 +5,7 @@ import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomFillSync } from 'node:crypto';
 import { io } from 'socket.io-client';
-import { closeSandbox, openSandbox, server, serverTest } from '../helpers/env.mjs';
+import { closeSandbox, openSandbox, server, serverTest, sleep } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
@@ -110,7 +110,7 @@ serverTest('an aborted or broken upload leaves no file and no temporary file', a
     socket.close();
   }
   // The server notices the disconnect and the agent drops the temporary file.
-  for (let i = 0; i < 50 && (await leftovers()) > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && (await leftovers()) > 0; i++) await sleep(100);
   assert.equal(await leftovers(), 0);
   const ls = await sdk.runTerminal(sandbox.id, 'ls -A /workspace');
   assert.doesNotMatch(ls, /aborted\.bin|dropped\.bin|x\.bin/);

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxError, ValidationError, SandboxSDKError } from '../../dist/index.js';
-import { closeSandbox, newSDK, openSandbox } from '../helpers/env.mjs';
+import { closeSandbox, newSDK, openSandbox, sleep } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
@@ -17,7 +17,7 @@ async function until(check, what) {
   for (let i = 0; i < 1500; i++) {
     const v = await check();
     if (v) return v;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   throw new Error(`never: ${what}`);
 }

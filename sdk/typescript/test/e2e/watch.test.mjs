@@ -3,7 +3,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SandboxError } from '../../dist/index.js';
-import { closeSandbox, deleteQuietly, openSandbox, serverTest } from '../helpers/env.mjs';
+import { closeSandbox, deleteQuietly, openSandbox, serverTest, sleep } from '../helpers/env.mjs';
 
 let sdk;
 let sandbox;
@@ -64,7 +64,7 @@ serverTest('watchDirectory: create, modify, rename, delete in order; recursive; 
   await w.stop();
   const n = c.seen.length;
   await sdk.runTerminal(sandbox.id, 'touch /workspace/tw/after-stop');
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   assert.equal(c.seen.length, n, 'no event after stop()');
   assert.equal(await w.ended, undefined);
 });
