@@ -294,7 +294,9 @@ func TestKeepAliveIdleTimeout(t *testing.T) {
 	var dials atomic.Int64
 	c := agentclient.NewPooled(countingDialer(fa.sock, &dials), 4)
 	defer c.Close()
-	c.SetIdleTimeout(200 * time.Millisecond)
+	// Wide enough that a loaded host still sees the two connections
+	// expire apart.
+	c.SetIdleTimeout(time.Second)
 
 	// Two requests at once leave two idle connections.
 	var wg sync.WaitGroup
@@ -309,8 +311,8 @@ func TestKeepAliveIdleTimeout(t *testing.T) {
 	if n := c.IdleConns(); n != 2 {
 		t.Fatalf("%d idle connections after two concurrent requests, want 2", n)
 	}
-	// One is used again at 100 ms: it idles anew, the other one goes.
-	time.Sleep(100 * time.Millisecond)
+	// One is used again at 500 ms: it idles anew, the other one goes.
+	time.Sleep(500 * time.Millisecond)
 	if _, err := c.Ping(t.Context()); err != nil {
 		t.Fatal(err)
 	}
